@@ -1,0 +1,55 @@
+"""`eventyard apply -f workspace.yaml`: show the diff, then create and update."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from eventyard.cli.common import console, fail
+from eventyard.control import workspace_file
+from eventyard.errors import ConfigFileError, EventyardError
+from eventyard.runtime.components import make_state
+from eventyard.runtime.settings import Settings
+
+
+def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
+    try:
+        desired = workspace_file.load(path)
+    except ConfigFileError as exc:
+        fail(str(exc))
+
+    async def go() -> None:
+        state = make_state(settings)
+        await state.start()
+        try:
+            changes = await workspace_file.plan(state, desired)
+            if not changes:
+                console.print("no changes: the state already matches the file")
+                return
+            console.print(f"[bold]{len(changes)} change(s):[/]")
+            for change in changes:
+                colour = "green" if change.action == "create" else "yellow"
+                console.print(f"  [{colour}]{change.describe()}[/]", highlight=False)
+            if dry_run:
+                console.print("dry run: nothing applied")
+                return
+            if not yes and sys.stdin.isatty() and not typer.confirm("apply these changes?"):
+                console.print("nothing applied")
+                return
+            await workspace_file.apply(state, desired)
+            console.print("[bold green]applied[/]")
+            for ws in desired.workspaces:
+                found = await state.workspace_by_name(ws.name)
+                if found is None:
+                    continue
+                for source in await state.list_sources(found.id):
+                    console.print(f"  {ws.name}/{source.name}  write key: {source.write_key}")
+        finally:
+            await state.close()
+
+    try:
+        asyncio.run(go())
+    except EventyardError as exc:
+        fail(str(exc))

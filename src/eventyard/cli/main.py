@@ -1,0 +1,103 @@
+"""Entry point of the `eventyard` command."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from eventyard import __version__
+from eventyard.cli import apply as apply_cmd
+from eventyard.cli import send as send_cmd
+from eventyard.cli import serve as serve_cmd
+from eventyard.cli import tail as tail_cmd
+from eventyard.cli.common import ConfigOpt, DataDir, admin_token, console, settings_or_exit
+
+app = typer.Typer(
+    name="eventyard",
+    help="Self-hostable Customer Data Platform: collect, unify, route.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class CallType(StrEnum):
+    track = "track"
+    identify = "identify"
+    page = "page"
+    screen = "screen"
+    group = "group"
+    alias = "alias"
+
+
+@app.command()
+def serve(
+    data_dir: Path | None = DataDir,
+    host: str | None = typer.Option(None, help="Address to listen on (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to listen on (default 8080)."),
+    config: Path | None = ConfigOpt,
+    log_level: str | None = typer.Option(None, help="critical, error, warning, info or debug."),
+) -> None:
+    """Start the server on the embedded default (SQLite); first start creates a workspace."""
+    settings = settings_or_exit(
+        config, data_dir=str(data_dir) if data_dir else None, host=host, port=port, log_level=log_level
+    )
+    serve_cmd.run(settings)
+
+
+@app.command()
+def apply(
+    file: Path = typer.Option(..., "-f", "--file", help="Workspace YAML file."),
+    data_dir: Path | None = DataDir,
+    config: Path | None = ConfigOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the diff, change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Create or update workspaces and sources from a YAML file (idempotent; shows the diff first)."""
+    settings = settings_or_exit(config, data_dir=str(data_dir) if data_dir else None)
+    apply_cmd.run(settings, str(file), dry_run, yes)
+
+
+@app.command()
+def tail(
+    url: str = typer.Option("http://127.0.0.1:8080", help="Base URL of the server."),
+    token: str | None = typer.Option(None, help="Admin token (or EVENTYARD_ADMIN_TOKEN)."),
+    data_dir: Path | None = DataDir,
+    source: str | None = typer.Option(None, help="Only this source (id or name)."),
+    type_: list[str] = typer.Option([], "--type", help="Only these call types (repeatable)."),
+    event: list[str] = typer.Option([], "--event", help="Only these track event names (repeatable)."),
+    rejected: bool = typer.Option(True, "--rejected/--no-rejected", help="Show refused events."),
+    json_: bool = typer.Option(False, "--json", help="One JSON object per line, for scripts."),
+    recent: int = typer.Option(0, help="Start with about this many recent events."),
+    limit: int | None = typer.Option(None, help="Stop after this many events."),
+) -> None:
+    """Follow events as they arrive (live), filtered by source, type and event name."""
+    tail_cmd.run(url, admin_token(token, data_dir), source, type_, event, rejected, json_, recent, limit)
+
+
+@app.command()
+def send(
+    kind: CallType = typer.Argument(..., help="Call type."),
+    write_key: str = typer.Option(..., "--write-key", "-k", help="Write key of the source."),
+    url: str = typer.Option("http://127.0.0.1:8080", help="Base URL of the server."),
+    event: str | None = typer.Option(None, help="Event name (track)."),
+    name: str | None = typer.Option(None, help="Page or screen name."),
+    user_id: str | None = typer.Option(None, "--user-id"),
+    anonymous_id: str | None = typer.Option(None, "--anonymous-id"),
+    properties: str | None = typer.Option(None, help="Properties as a JSON object."),
+    traits: str | None = typer.Option(None, help="Traits as a JSON object."),
+) -> None:
+    """Send one event to a running server."""
+    send_cmd.run(url, write_key, kind.value, event, name, user_id, anonymous_id, properties, traits)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    console.print(__version__)
+
+
+if __name__ == "__main__":
+    app()

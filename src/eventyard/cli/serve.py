@@ -1,0 +1,70 @@
+"""`eventyard serve`: bootstrap on first start, print how to send, run the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+
+import uvicorn
+
+from eventyard.cli.common import console
+from eventyard.runtime.app import create_app
+from eventyard.runtime.bootstrap import Bootstrap, ensure_defaults
+from eventyard.runtime.components import make_state
+from eventyard.runtime.settings import Settings
+
+
+async def _bootstrap(settings: Settings) -> Bootstrap:
+    state = make_state(settings)
+    await state.start()
+    try:
+        return await ensure_defaults(state, settings.data_path, settings.admin_token)
+    finally:
+        await state.close()
+
+
+def banner(settings: Settings, boot: Bootstrap) -> None:
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    console.rule("[bold]eventyard")
+    console.print(f"data directory  {settings.data_path}")
+    console.print(f"tracking API    {base}/v1/track  (and /v1/batch, /v1/identify, ...)")
+    for source in boot.sources:
+        console.print(f"source          {source.name}  write key: [bold]{source.write_key}[/]")
+    if boot.new_admin_token:
+        console.print(f"admin token     [bold]{boot.new_admin_token}[/]  (saved to {boot.token_file})")
+    elif settings.admin_token:
+        console.print("admin token     from EVENTYARD_ADMIN_TOKEN")
+    else:
+        console.print(f"admin token     in {boot.token_file}")
+    if boot.sources:
+        key = boot.sources[0].write_key
+        body = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"pro"}}'
+        console.print("\nsend a first event:")
+        console.print(
+            f"  curl -u {shlex.quote(key + ':')} -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)} {base}/v1/track",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"watch it arrive:\n  eventyard tail --url {base} --data-dir {settings.data_path}", soft_wrap=True
+        )
+    console.rule()
+
+
+def run(settings: Settings) -> None:
+    boot = asyncio.run(_bootstrap(settings))
+    banner(settings, boot)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

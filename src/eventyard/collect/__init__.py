@@ -1,0 +1,1 @@
+"""Collect: the Segment/RudderStack-compatible tracking API (append, then acknowledge)."""

@@ -1,0 +1,1 @@
+"""Control plane: the admin HTTP API, tokens, and configuration as code."""

@@ -1,0 +1,229 @@
+"""Control plane HTTP API (``/api/v1``), health, readiness and metrics.
+
+Errors have one JSON shape everywhere: ``{"code": "...", "message": "..."}`` with the
+matching HTTP status. Admin endpoints need ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from eventyard import __version__
+from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
+from eventyard.quality import live
+from eventyard.runtime.components import Components
+from eventyard.state.base import Source
+from eventyard.state.ids import hash_token
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+
+
+def source_view(source: Source) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "workspaceId": source.workspace_id,
+        "name": source.name,
+        "writeKey": source.write_key,
+        "enabled": source.enabled,
+        "limits": msgspec.to_builtins(source.limits),
+    }
+
+
+class TokenCache:
+    """Token hash -> (role, workspace) for a few seconds, so each API call is not a query."""
+
+    def __init__(self, components: Components) -> None:
+        self._components = components
+        self._cache: dict[str, tuple[float, str | None]] = {}
+
+    async def role_of(self, token: str) -> str | None:
+        digest = hash_token(token)
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        found = await self._components.state.token_by_hash(digest)
+        role = found.role if found else None
+        self._cache[digest] = (time.monotonic() + 5.0, role)
+        return role
+
+
+def create_control_app(components: Components) -> Starlette:
+    tokens = TokenCache(components)
+
+    async def require_admin(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "missing_token", "send `Authorization: Bearer <admin token>`")
+        role = await tokens.role_of(token.strip())
+        if role is None:
+            raise ApiError(401, "invalid_token", "the token is not valid")
+
+    async def find_source(ref: str) -> Source:
+        for source in await components.state.list_sources():
+            if ref in (source.id, source.name):
+                return source
+        raise ApiError(404, "not_found", f"no source with id or name {ref!r}")
+
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    async def ready(request: Request) -> Response:
+        problems: dict[str, str] = {}
+        try:
+            await components.state.config_version()
+        except Exception as exc:
+            problems["state"] = str(exc)
+        try:
+            await components.log.last_id()
+        except Exception as exc:
+            problems["log"] = str(exc)
+        backlog = components.log.backlog_estimate(INGEST_TOPIC)
+        if backlog >= components.settings.backlog_limit:
+            problems["backlog"] = f"{backlog} unprocessed events, limit {components.settings.backlog_limit}"
+        if problems:
+            return json_response({"status": "unavailable", "problems": problems}, 503)
+        return json_response({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(components.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def version(request: Request) -> Response:
+        return json_response({"version": __version__})
+
+    async def list_sources(request: Request) -> Response:
+        await require_admin(request)
+        sources = await components.state.list_sources()
+        return json_response({"data": [source_view(s) for s in sources]})
+
+    async def recent_events(request: Request) -> Response:
+        await require_admin(request)
+        source = await find_source(request.path_params["source"])
+        limit = _int_param(request, "limit", 50, 1, 1000)
+        items = await live.recent(components.log, source.id, limit)
+        return json_response({"data": items})
+
+    async def log_stats(request: Request) -> Response:
+        await require_admin(request)
+        out = {}
+        for topic in (INGEST_TOPIC, REJECTED_TOPIC):
+            stats = await components.log.stats(topic)
+            out[topic] = {**msgspec.to_builtins(stats), "backlog": stats.backlog}
+        return json_response({"data": out})
+
+    async def live_stream(request: Request) -> Response:
+        await require_admin(request)
+        source_ref = request.query_params.get("source")
+        source = await find_source(source_ref) if source_ref else None
+        flt = live.LiveFilter(
+            source_id=source.id if source else None,
+            types=frozenset(request.query_params.getlist("type")),
+            event_names=frozenset(request.query_params.getlist("event")),
+            include_rejected=request.query_params.get("rejected", "1") not in ("0", "false"),
+        )
+        after_raw = request.query_params.get("after") or request.headers.get("last-event-id")
+        after = int(after_raw) if after_raw and after_raw.isdigit() else None
+        recent_n = _int_param(request, "recent", 0, 0, 500)
+        if after is None and recent_n:
+            after = max(0, await components.log.last_id() - recent_n * 4)
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield b": connected\n\n"
+            items = live.follow(components.log, flt, after)
+            pending: asyncio.Task[dict[str, Any]] | None = None
+            try:
+                while True:
+                    if pending is None:
+                        pending = asyncio.ensure_future(items.__anext__())
+                    done, _ = await asyncio.wait({pending}, timeout=15.0)
+                    if not done:
+                        yield b": keepalive\n\n"
+                        continue
+                    item = pending.result()
+                    pending = None
+                    yield b"id: %d\nevent: %s\ndata: %s\n\n" % (
+                        item["id"],
+                        item["kind"].encode(),
+                        msgspec.json.encode(item),
+                    )
+            finally:
+                if pending is not None:
+                    pending.cancel()
+                    with contextlib.suppress(BaseException):
+                        await pending
+                await items.aclose()
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return json_response({"code": exc.code, "message": exc.message}, exc.status)
+
+    async def on_not_found(request: Request, exc: Exception) -> Response:
+        return json_response({"code": "not_found", "message": f"no endpoint at {request.url.path}"}, 404)
+
+    async def on_method(request: Request, exc: Exception) -> Response:
+        return json_response(
+            {"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await components.start()
+        try:
+            yield
+        finally:
+            await components.close()
+
+    routes = [
+        Route("/health", health),
+        Route("/ready", ready),
+        Route("/metrics", metrics),
+        Route("/version", version),
+        Route("/api/v1/sources", list_sources),
+        Route("/api/v1/sources/{source}/events", recent_events),
+        Route("/api/v1/log", log_stats),
+        Route("/api/v1/live", live_stream),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: on_api_error, 404: on_not_found, 405: on_method},
+    )
+
+
+def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"`{name}` must be an integer") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "invalid_parameter", f"`{name}` must be between {lo} and {hi}")
+    return value

@@ -1,0 +1,135 @@
+"""The EventLog contract: a durable queue with leases, shared by every backend.
+
+A topic holds records in append order. Consumers lease due records, then either ack them,
+schedule a retry at a given time, or dead-letter them. A lease that is neither acked nor
+retried before it expires makes the record due again, so a crashed consumer loses nothing.
+Acked records are kept for the retention period so they can be read back (live tail,
+replay, deletion requests); ``read`` and ``latest`` never lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+
+
+class LogRecord(msgspec.Struct, frozen=True):
+    """One record as read back from a topic."""
+
+    id: int
+    topic: str
+    key: str
+    payload: bytes
+    appended_at: float
+
+
+class LeasedRecord(msgspec.Struct, frozen=True):
+    """A record handed to a consumer; ``attempts`` counts leases including this one."""
+
+    id: int
+    topic: str
+    key: str
+    payload: bytes
+    appended_at: float
+    attempts: int
+    last_error: str | None
+
+
+class TopicStats(msgspec.Struct, frozen=True):
+    """Counts of a topic's records by state."""
+
+    topic: str
+    ready: int
+    leased: int
+    scheduled: int
+    acked: int
+    dead: int
+
+    @property
+    def backlog(self) -> int:
+        """Records not yet acked or dead-lettered."""
+        return self.ready + self.leased + self.scheduled
+
+
+class DeadRecord(msgspec.Struct, frozen=True):
+    id: int
+    topic: str
+    key: str
+    payload: bytes
+    appended_at: float
+    attempts: int
+    reason: str
+
+
+class EventLog(Protocol):
+    """Durable topics of records. Every method is safe to call from many tasks at once."""
+
+    async def start(self) -> None:
+        """Open connections and create what is missing."""
+
+    async def close(self) -> None:
+        """Flush and release resources; pending appends complete first."""
+
+    async def append(
+        self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False
+    ) -> list[int]:
+        """Append ``(key, payload)`` records; return their ids only once they are durable.
+
+        ``archive=True`` stores records that no consumer has to process (they are born
+        acked): readable through ``read``/``latest`` until the retention purges them.
+
+        Raises ``LogFull`` when the log cannot take them (caller answers 429/503) and
+        ``Unavailable`` when the backend cannot be reached.
+        """
+        ...
+
+    async def lease(
+        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0
+    ) -> list[LeasedRecord]:
+        """Lease up to ``limit`` due records, oldest first."""
+        ...
+
+    async def ack(self, ids: Sequence[int]) -> None:
+        """Mark leased records done."""
+
+    async def retry(self, ids: Sequence[int], at: float, error: str) -> None:
+        """Make records due again at unix time ``at``, keeping ``error`` as the last error."""
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
+        """Park records for good; they stay readable through ``dead_letters``."""
+
+    async def dead_letters(self, topic: str, limit: int = 100, after: int = 0) -> list[DeadRecord]:
+        """Dead-lettered records of a topic, oldest first."""
+        ...
+
+    async def requeue(self, ids: Sequence[int]) -> int:
+        """Make dead-lettered records due again now; returns how many were requeued."""
+        ...
+
+    async def read(
+        self, topic: str, after: int = 0, limit: int = 100, key: str | None = None
+    ) -> list[LogRecord]:
+        """Records with id greater than ``after`` in id order, whatever their state."""
+        ...
+
+    async def latest(self, topic: str, limit: int = 50, key: str | None = None) -> list[LogRecord]:
+        """The newest ``limit`` records of a topic, newest first."""
+        ...
+
+    async def last_id(self) -> int:
+        """The highest record id in the log (0 when empty)."""
+        ...
+
+    def backlog_estimate(self, topic: str) -> int:
+        """A cheap, possibly stale count of unfinished records, for admission control."""
+        ...
+
+    async def stats(self, topic: str) -> TopicStats:
+        """Exact counts by state."""
+        ...
+
+    async def purge_acked(self, older_than: float) -> int:
+        """Delete acked records appended before ``older_than``; returns how many."""
+        ...

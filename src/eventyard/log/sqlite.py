@@ -1,0 +1,439 @@
+"""EventLog on SQLite in WAL mode, with group commit.
+
+Every write goes through one writer thread that owns the write connection. Writers from
+any number of asyncio tasks queue their operation and wait; the thread drains whatever is
+queued, runs it in one transaction and commits once, so concurrent requests share one
+fsync. Futures are resolved only after the commit returns: an appended record is durable
+before its caller hears about it. Reads use their own connections and never block writes.
+
+Record states: 0 live (due when ``available_at`` <= now; a lease pushes ``available_at``
+forward, so an expired lease makes the record due again), 1 acked, 2 dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from eventyard.errors import LogFull, Unavailable
+from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    appended_at REAL NOT NULL,
+    available_at REAL NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS records_due ON records (topic, state, available_at, id);
+"""
+
+_LIVE, _ACKED, _DEAD = 0, 1, 2
+_MAX_GROUP = 4096
+_STOP = object()
+
+Op = Callable[[sqlite3.Connection], Any]
+
+
+def _translate(exc: sqlite3.Error) -> Exception:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return LogFull("the event log's disk is full; free space, then retry", retry_after=30)
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return Unavailable("the event log is locked by another process; retry shortly")
+    return Unavailable(f"the event log failed: {exc}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    # The failed statement may already have ended the transaction.
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
+
+
+class _Pending:
+    __slots__ = ("fn", "fut", "loop")
+
+    def __init__(self, fn: Op, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.fut = fut
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
+    for fut, value, failed in items:
+        if fut.done():
+            continue
+        if failed:
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)
+
+
+class SQLiteEventLog:
+    """The embedded default log: one SQLite file, group-committed appends."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "FULL", clock: Callable[[], float] = time.time
+    ) -> None:
+        self.clock = clock
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._local = threading.local()
+        self._backlog: dict[str, int] = {}
+        self._backlog_lock = threading.Lock()
+        self._started = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        return conn
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            conn.executescript(_SCHEMA)
+            rows = conn.execute(
+                "SELECT topic, count(*) FROM records WHERE state = 0 GROUP BY topic"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            conn.close()
+        self._backlog = {topic: n for topic, n in rows}
+        self._thread = threading.Thread(target=self._writer, name="eventyard-log-writer", daemon=True)
+        self._thread.start()
+        self._started = True
+
+    async def close(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        self._queue.put(_STOP)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+
+    # ------------------------------------------------------------ writer thread
+
+    def _writer(self) -> None:
+        conn = self._connect()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            ops: list[_Pending] = [first]
+            while len(ops) < _MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                ops.append(nxt)
+            self._run_group(conn, ops)
+        conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, ops: list[_Pending]) -> None:
+        results: list[tuple[_Pending, Any, bool]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                values = [op.fn(conn) for op in ops]
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            results = [(op, v, False) for op, v in zip(ops, values, strict=True)]
+        except sqlite3.Error as exc:
+            if len(ops) == 1 or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                err = _translate(exc)
+                results = [(op, err, True) for op in ops]
+            else:
+                results = [self._run_one(conn, op) for op in ops]
+        except Exception:
+            # One operation is at fault (bad arguments): isolate it, keep the others.
+            results = [self._run_one(conn, op) for op in ops]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
+        for op, value, failed in results:
+            by_loop.setdefault(op.loop, []).append((op.fut, value, failed))
+        for loop, items in by_loop.items():
+            # A loop that closed while we wrote has nobody waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
+
+    def _run_one(self, conn: sqlite3.Connection, op: _Pending) -> tuple[_Pending, Any, bool]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                value = op.fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            return op, value, False
+        except sqlite3.Error as exc:
+            return op, _translate(exc), True
+        except Exception as exc:
+            return op, exc, True
+
+    async def _write(self, fn: Op) -> Any:
+        if not self._started:
+            raise Unavailable("the event log is not started")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Pending(fn, loop, fut))
+        return await fut
+
+    # -------------------------------------------------------------------- reads
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    async def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        def run() -> list[Any]:
+            try:
+                return self._reader().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+
+        return await asyncio.to_thread(run)
+
+    # ----------------------------------------------------------------- contract
+
+    async def append(
+        self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False
+    ) -> list[int]:
+        if not records:
+            return []
+        now = self.clock()
+        state = _ACKED if archive else _LIVE
+        rows = [(topic, key, payload, now, now, state) for key, payload in records]
+        n = len(rows)
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            conn.executemany(
+                "INSERT INTO records (topic, key, payload, appended_at, available_at, state) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+            return list(range(last - n + 1, last + 1))
+
+        ids: list[int] = await self._write(run)
+        if not archive:
+            with self._backlog_lock:
+                self._backlog[topic] = self._backlog.get(topic, 0) + n
+        return ids
+
+    async def lease(
+        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0
+    ) -> list[LeasedRecord]:
+        def run(conn: sqlite3.Connection) -> list[Any]:
+            now = self.clock()
+            return conn.execute(
+                "UPDATE records SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
+                "WHERE id IN (SELECT id FROM records WHERE topic = ? AND state = 0 "
+                "AND available_at <= ? ORDER BY available_at, id LIMIT ?) "
+                "RETURNING id, topic, key, payload, appended_at, attempts, error",
+                (now + lease_seconds, consumer, topic, now, limit),
+            ).fetchall()
+
+        rows = await self._write(run)
+        rows.sort(key=lambda r: r[0])
+        return [LeasedRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    async def _finish(self, ids: Sequence[int], state: int, error: str | None) -> None:
+        if not ids:
+            return
+        id_list = list(ids)
+
+        def run(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            changed: dict[str, int] = {}
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for (topic,) in conn.execute(
+                    f"UPDATE records SET state = ?, lease_owner = NULL, "
+                    f"error = coalesce(?, error) WHERE state = 0 AND id IN ({marks}) "
+                    f"RETURNING topic",
+                    (state, error, *chunk),
+                ).fetchall():
+                    changed[topic] = changed.get(topic, 0) + 1
+            return list(changed.items())
+
+        for topic, n in await self._write(run):
+            with self._backlog_lock:
+                self._backlog[topic] = max(0, self._backlog.get(topic, 0) - n)
+
+    async def ack(self, ids: Sequence[int]) -> None:
+        await self._finish(ids, _ACKED, None)
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
+        await self._finish(ids, _DEAD, reason)
+
+    async def retry(self, ids: Sequence[int], at: float, error: str) -> None:
+        if not ids:
+            return
+        id_list = list(ids)
+
+        def run(conn: sqlite3.Connection) -> None:
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(
+                    f"UPDATE records SET available_at = ?, lease_owner = NULL, error = ? "
+                    f"WHERE state = 0 AND id IN ({marks})",
+                    (at, error, *chunk),
+                )
+
+        await self._write(run)
+
+    async def dead_letters(self, topic: str, limit: int = 100, after: int = 0) -> list[DeadRecord]:
+        rows = await self._read(
+            "SELECT id, topic, key, payload, appended_at, attempts, error FROM records "
+            "WHERE topic = ? AND state = 2 AND id > ? ORDER BY id LIMIT ?",
+            (topic, after, limit),
+        )
+        return [DeadRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6] or "") for r in rows]
+
+    async def requeue(self, ids: Sequence[int]) -> int:
+        if not ids:
+            return 0
+        id_list = list(ids)
+
+        def run(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            now = self.clock()
+            changed: dict[str, int] = {}
+            for start in range(0, len(id_list), 500):
+                chunk = id_list[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for (topic,) in conn.execute(
+                    f"UPDATE records SET state = 0, available_at = ?, attempts = 0, "
+                    f"lease_owner = NULL WHERE state = 2 AND id IN ({marks}) RETURNING topic",
+                    (now, *chunk),
+                ).fetchall():
+                    changed[topic] = changed.get(topic, 0) + 1
+            return list(changed.items())
+
+        total = 0
+        for topic, n in await self._write(run):
+            total += n
+            with self._backlog_lock:
+                self._backlog[topic] = self._backlog.get(topic, 0) + n
+        return total
+
+    async def read(
+        self, topic: str, after: int = 0, limit: int = 100, key: str | None = None
+    ) -> list[LogRecord]:
+        if key is None:
+            rows = await self._read(
+                "SELECT id, topic, key, payload, appended_at FROM records "
+                "WHERE id > ? AND topic = ? ORDER BY id LIMIT ?",
+                (after, topic, limit),
+            )
+        else:
+            rows = await self._read(
+                "SELECT id, topic, key, payload, appended_at FROM records "
+                "WHERE id > ? AND topic = ? AND key = ? ORDER BY id LIMIT ?",
+                (after, topic, key, limit),
+            )
+        return [LogRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+    async def latest(self, topic: str, limit: int = 50, key: str | None = None) -> list[LogRecord]:
+        # Scan newest first by primary key; bounded so a quiet key cannot cost a full scan.
+        sql = (
+            "SELECT id, topic, key, payload, appended_at FROM "
+            "(SELECT * FROM records ORDER BY id DESC LIMIT 200000) "
+            "WHERE topic = ?" + (" AND key = ?" if key is not None else "") + " LIMIT ?"
+        )
+        params: tuple[Any, ...] = (topic, key, limit) if key is not None else (topic, limit)
+        rows = await self._read(sql, params)
+        return [LogRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
+
+    async def last_id(self) -> int:
+        rows = await self._read("SELECT coalesce(max(id), 0) FROM records", ())
+        return int(rows[0][0])
+
+    def backlog_estimate(self, topic: str) -> int:
+        return self._backlog.get(topic, 0)
+
+    async def refresh_backlog(self) -> None:
+        """Recount unfinished records (other processes may have acked some)."""
+        rows = await self._read("SELECT topic, count(*) FROM records WHERE state = 0 GROUP BY topic", ())
+        with self._backlog_lock:
+            self._backlog = {topic: n for topic, n in rows}
+
+    async def stats(self, topic: str) -> TopicStats:
+        now = self.clock()
+        rows = await self._read(
+            "SELECT "
+            "coalesce(sum(state = 0 AND available_at <= ?), 0), "
+            "coalesce(sum(state = 0 AND available_at > ? AND lease_owner IS NOT NULL), 0), "
+            "coalesce(sum(state = 0 AND available_at > ? AND lease_owner IS NULL), 0), "
+            "coalesce(sum(state = 1), 0), coalesce(sum(state = 2), 0) "
+            "FROM records WHERE topic = ?",
+            (now, now, now, topic),
+        )
+        ready, leased, scheduled, acked, dead = (int(x) for x in rows[0])
+        return TopicStats(topic, ready, leased, scheduled, acked, dead)
+
+    async def topics(self) -> list[str]:
+        rows = await self._read("SELECT DISTINCT topic FROM records", ())
+        return sorted(r[0] for r in rows)
+
+    async def purge_acked(self, older_than: float) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "DELETE FROM records WHERE id IN (SELECT id FROM records "
+                "WHERE state = 1 AND appended_at < ? ORDER BY id LIMIT 20000)",
+                (older_than,),
+            )
+            return cur.rowcount
+
+        total = 0
+        while True:
+            n: int = await self._write(run)
+            total += n
+            if n < 20000:
+                return total
+
+    def disk_bytes(self) -> int:
+        """Size of the log's files on disk (database and write-ahead log)."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(self.path + suffix)
+        return total

@@ -1,0 +1,1 @@
+"""Quality: metrics, the live view of traffic, and (later) delivery overview and catalog."""

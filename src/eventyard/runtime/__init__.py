@@ -1,0 +1,1 @@
+"""Runtime: settings -> components, the ASGI app, startup and shutdown."""

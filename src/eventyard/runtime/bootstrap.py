@@ -1,0 +1,53 @@
+"""First start: a default workspace, a source and an admin token, so the server is usable at once."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventyard.state.base import Source, StateStore, Workspace
+from eventyard.state.ids import hash_token, new_token
+
+ADMIN_TOKEN_FILE = "admin_token"
+
+
+@dataclass
+class Bootstrap:
+    created: bool
+    workspace: Workspace
+    sources: list[Source]
+    #: The admin token in clear, only when it was generated just now.
+    new_admin_token: str | None
+    token_file: Path
+
+
+async def ensure_defaults(state: StateStore, data_dir: Path, preset_token: str | None) -> Bootstrap:
+    created = False
+    workspaces = await state.list_workspaces()
+    if not workspaces:
+        ws = await state.create_workspace("default")
+        await state.create_source(ws.id, "default")
+        workspaces = [ws]
+        created = True
+    token_file = data_dir / ADMIN_TOKEN_FILE
+    new_admin: str | None = None
+    if preset_token:
+        if await state.token_by_hash(hash_token(preset_token)) is None:
+            await state.add_token("admin (EVENTYARD_ADMIN_TOKEN)", "owner", hash_token(preset_token))
+    elif not any(t.role == "owner" for t in await state.list_tokens()):
+        new_admin = new_token()
+        await state.add_token("admin (first start)", "owner", hash_token(new_admin))
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(new_admin + "\n")
+    sources = await state.list_sources(workspaces[0].id)
+    return Bootstrap(created, workspaces[0], sources, new_admin, token_file)
+
+
+def read_token_file(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / ADMIN_TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None

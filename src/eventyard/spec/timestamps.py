@@ -1,0 +1,53 @@
+"""Timestamp parsing, formatting and clock-skew correction.
+
+All timestamps eventyard writes are ISO-8601 UTC with millisecond precision and a ``Z``
+suffix, the form Segment's pipeline emits (``2026-11-29T02:30:03.123Z``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class InvalidTimestamp(ValueError):
+    """A timestamp field holds something that is not an ISO-8601 date-time."""
+
+
+def parse(value: object, field: str) -> datetime:
+    """Parse an ISO-8601 string into an aware UTC datetime (naive values are taken as UTC)."""
+    if not isinstance(value, str):
+        raise InvalidTimestamp(f"`{field}` must be an ISO-8601 string, got {type(value).__name__}")
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidTimestamp(f"`{field}` is not an ISO-8601 date-time: {value[:64]!r}") from None
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def format_utc(dt: datetime) -> str:
+    """Format an aware datetime as ISO-8601 UTC with milliseconds and ``Z``."""
+    dt = dt.astimezone(UTC)
+    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+
+
+def corrected(received: datetime, sent: datetime | None, original: datetime | None) -> datetime:
+    """The event time with the device clock's skew removed.
+
+    ``timestamp = receivedAt - (sentAt - originalTimestamp)``: the delay between the call and
+    the send, measured on the device's clock, is applied to the server's clock. Without
+    ``sentAt`` the device time is used as is; without any device time, the server time.
+    """
+    if original is None:
+        return received
+    if sent is None:
+        return original
+    return received - (sent - original)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = ["InvalidTimestamp", "corrected", "format_utc", "now", "parse"]

@@ -1,0 +1,277 @@
+"""StateStore on SQLite: one file in the data directory, migrations applied on start."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from eventyard.errors import NotFound, Terminal, Unavailable
+from eventyard.spec.limits import Limits
+from eventyard.state.base import Source, Token, Workspace
+from eventyard.state.ids import new_id, new_write_key
+from eventyard.state.migrations import SQLITE
+
+T = TypeVar("T")
+
+_SOURCE_COLS = "id, workspace_id, name, write_key, enabled, limits, created_at"
+
+
+def _source(row: Any) -> Source:
+    return Source(
+        id=row[0],
+        workspace_id=row[1],
+        name=row[2],
+        write_key=row[3],
+        enabled=bool(row[4]),
+        limits=msgspec.json.decode(row[5], type=Limits),
+        created_at=row[6],
+    )
+
+
+class SQLiteStateStore:
+    """All calls run on a worker thread over one serialized connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def start(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            current = row[0] or 0
+            for version, sql in SQLITE:
+                if version > current:
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.to_thread(conn.close)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+        def call() -> T:
+            if self._conn is None:
+                raise Unavailable("the state store is not started")
+            with self._lock:
+                conn = self._conn
+                try:
+                    if not write:
+                        return fn(conn)
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(conn)
+                        conn.execute(
+                            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version'"
+                        )
+                        conn.execute("COMMIT")
+                        return result
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                except sqlite3.IntegrityError as exc:
+                    raise Terminal(f"conflicts with existing configuration: {exc}") from exc
+                except sqlite3.Error as exc:
+                    raise Unavailable(f"the state store failed: {exc}") from exc
+
+        return await asyncio.to_thread(call)
+
+    async def config_version(self) -> int:
+        def q(c: sqlite3.Connection) -> int:
+            return int(c.execute("SELECT value FROM meta WHERE key='config_version'").fetchone()[0])
+
+        return await self._run(q)
+
+    # --------------------------------------------------------------- workspaces
+
+    async def create_workspace(self, name: str) -> Workspace:
+        ws = Workspace(id=new_id("ws"), name=name, created_at=time.time())
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO workspaces VALUES (?, ?, ?)", (ws.id, ws.name, ws.created_at))
+
+        await self._run(q, write=True)
+        return ws
+
+    async def list_workspaces(self) -> list[Workspace]:
+        def q(c: sqlite3.Connection) -> list[Workspace]:
+            rows = c.execute("SELECT id, name, created_at FROM workspaces ORDER BY created_at")
+            return [Workspace(*r) for r in rows.fetchall()]
+
+        return await self._run(q)
+
+    async def workspace_by_name(self, name: str) -> Workspace | None:
+        def q(c: sqlite3.Connection) -> Workspace | None:
+            row = c.execute("SELECT id, name, created_at FROM workspaces WHERE name = ?", (name,)).fetchone()
+            return Workspace(*row) if row else None
+
+        return await self._run(q)
+
+    # ------------------------------------------------------------------ sources
+
+    async def create_source(
+        self,
+        workspace_id: str,
+        name: str,
+        *,
+        write_key: str | None = None,
+        enabled: bool = True,
+        limits: Limits | None = None,
+    ) -> Source:
+        src = Source(
+            id=new_id("src"),
+            workspace_id=workspace_id,
+            name=name,
+            write_key=write_key or new_write_key(),
+            enabled=enabled,
+            limits=limits or Limits(),
+            created_at=time.time(),
+        )
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                f"INSERT INTO sources ({_SOURCE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    src.id,
+                    src.workspace_id,
+                    src.name,
+                    src.write_key,
+                    int(src.enabled),
+                    msgspec.json.encode(src.limits),
+                    src.created_at,
+                ),
+            )
+
+        await self._run(q, write=True)
+        return src
+
+    async def update_source(
+        self,
+        source_id: str,
+        *,
+        write_key: str | None = None,
+        enabled: bool | None = None,
+        limits: Limits | None = None,
+    ) -> Source:
+        def q(c: sqlite3.Connection) -> Source:
+            row = c.execute(f"SELECT {_SOURCE_COLS} FROM sources WHERE id = ?", (source_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"source {source_id} does not exist")
+            cur = _source(row)
+            new = msgspec.structs.replace(
+                cur,
+                write_key=write_key if write_key is not None else cur.write_key,
+                enabled=enabled if enabled is not None else cur.enabled,
+                limits=limits if limits is not None else cur.limits,
+            )
+            c.execute(
+                "UPDATE sources SET write_key = ?, enabled = ?, limits = ? WHERE id = ?",
+                (new.write_key, int(new.enabled), msgspec.json.encode(new.limits), source_id),
+            )
+            return new
+
+        return await self._run(q, write=True)
+
+    async def list_sources(self, workspace_id: str | None = None) -> list[Source]:
+        def q(c: sqlite3.Connection) -> list[Source]:
+            if workspace_id is None:
+                rows = c.execute(f"SELECT {_SOURCE_COLS} FROM sources ORDER BY created_at")
+            else:
+                rows = c.execute(
+                    f"SELECT {_SOURCE_COLS} FROM sources WHERE workspace_id = ? ORDER BY created_at",
+                    (workspace_id,),
+                )
+            return [_source(r) for r in rows.fetchall()]
+
+        return await self._run(q)
+
+    async def source_by_write_key(self, write_key: str) -> Source | None:
+        def q(c: sqlite3.Connection) -> Source | None:
+            row = c.execute(
+                f"SELECT {_SOURCE_COLS} FROM sources WHERE write_key = ?", (write_key,)
+            ).fetchone()
+            return _source(row) if row else None
+
+        return await self._run(q)
+
+    # ------------------------------------------------------------------- tokens
+
+    async def add_token(
+        self, name: str, role: str, token_hash: str, workspace_id: str | None = None
+    ) -> Token:
+        tok = Token(new_id("tok"), name, role, token_hash, workspace_id, time.time())
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO tokens (id, name, role, token_hash, workspace_id, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (tok.id, tok.name, tok.role, tok.token_hash, tok.workspace_id, tok.created_at),
+            )
+
+        await self._run(q, write=True)
+        return tok
+
+    async def token_by_hash(self, token_hash: str) -> Token | None:
+        def q(c: sqlite3.Connection) -> Token | None:
+            row = c.execute(
+                "SELECT id, name, role, token_hash, workspace_id, created_at FROM tokens "
+                "WHERE token_hash = ?",
+                (token_hash,),
+            ).fetchone()
+            return Token(*row) if row else None
+
+        return await self._run(q)
+
+    async def list_tokens(self) -> list[Token]:
+        def q(c: sqlite3.Connection) -> list[Token]:
+            rows = c.execute(
+                "SELECT id, name, role, token_hash, workspace_id, created_at FROM tokens ORDER BY created_at"
+            )
+            return [Token(*r) for r in rows.fetchall()]
+
+        return await self._run(q)
+
+    # --------------------------------------------------------------------- meta
+
+    async def get_meta(self, key: str) -> str | None:
+        def q(c: sqlite3.Connection) -> str | None:
+            row = c.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else None
+
+        return await self._run(q)
+
+    async def set_meta(self, key: str, value: str) -> None:
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+        await self._run(q, write=True)

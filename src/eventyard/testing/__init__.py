@@ -1,0 +1,1 @@
+"""eventyard's shipped test kit: call an ASGI app in-process, run a real server, builders."""
