@@ -52,6 +52,8 @@ ROUTES["/pixel/v1/page"] = ("pixel", "page")
 SDK_METRICS_PATHS = frozenset({"/v1/m", "/m"})
 
 SUCCESS = b'{"success":true}'
+#: Seconds a client is asked to wait when the ingest backlog is over its limit.
+BACKLOG_RETRY_AFTER = 10.0
 #: Refusals of a whole request from a known source that are kept in the ``rejected`` topic
 #: (with an excerpt of the body) so the debugger shows them next to refused events.
 RECORDED_REQUEST_REASONS = frozenset(
@@ -207,7 +209,7 @@ class CollectApp:
         try:
             await self._ingest(scope, receive, send, info, kind, event_type)
         except RequestRejected as exc:
-            await self._refuse(send, info, exc.reason, exc.message, exc.rejected)
+            await self._refuse(send, info, exc.reason, exc.message, exc.rejected, exc.retry_after)
         except LogFull as exc:
             await self._refuse(send, info, "log_full", str(exc), retry_after=exc.retry_after)
         except Retryable as exc:
@@ -413,7 +415,7 @@ class CollectApp:
 
 class _Backlog(RequestRejected):
     def __init__(self) -> None:
-        super().__init__("backlog_full", REQUEST["backlog_full"].text)
+        super().__init__("backlog_full", REQUEST["backlog_full"].text, retry_after=BACKLOG_RETRY_AFTER)
 
 
 def _is_tracking_path(path: str) -> bool:

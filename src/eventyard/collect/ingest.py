@@ -33,11 +33,18 @@ _decode = msgspec.json.decode
 class RequestRejected(Exception):
     """The whole request is refused; ``reason`` is a code of ``collect.reasons.REQUEST``."""
 
-    def __init__(self, reason: str, message: str, rejected: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        rejected: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.rejected = rejected or []
+        self.retry_after = retry_after
 
 
 @dataclass

@@ -1,0 +1,158 @@
+"""The EventLog contract: every backend must pass every test here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from eventyard.log.base import EventLog
+
+
+async def test_append_returns_increasing_ids_and_read_returns_records_in_order(event_log: EventLog) -> None:
+    ids = await event_log.append("t", [("k1", b"a"), ("k2", b"b")])
+    more = await event_log.append("t", [("k1", b"c")])
+    assert len(ids) == 2 and len(more) == 1
+    assert ids[0] < ids[1] < more[0]
+    records = await event_log.read("t")
+    assert [(r.key, r.payload) for r in records] == [("k1", b"a"), ("k2", b"b"), ("k1", b"c")]
+    assert [r.id for r in records] == [*ids, *more]
+
+
+async def test_append_nothing_is_a_no_op(event_log: EventLog) -> None:
+    assert await event_log.append("t", []) == []
+    assert await event_log.read("t") == []
+
+
+async def test_topics_are_separate(event_log: EventLog) -> None:
+    await event_log.append("a", [("k", b"1")])
+    await event_log.append("b", [("k", b"2")])
+    assert [r.payload for r in await event_log.read("a")] == [b"1"]
+    assert [r.payload for r in await event_log.lease("b", "c1", 10)] == [b"2"]
+    assert await event_log.lease("a", "c1", 0) == []
+
+
+async def test_read_after_and_by_key(event_log: EventLog) -> None:
+    ids = await event_log.append("t", [("x", b"1"), ("y", b"2"), ("x", b"3")])
+    assert [r.payload for r in await event_log.read("t", after=ids[0])] == [b"2", b"3"]
+    assert [r.payload for r in await event_log.read("t", key="x")] == [b"1", b"3"]
+    assert [r.payload for r in await event_log.read("t", limit=1)] == [b"1"]
+
+
+async def test_latest_is_newest_first(event_log: EventLog) -> None:
+    await event_log.append("t", [("x", b"1"), ("y", b"2"), ("x", b"3")])
+    assert [r.payload for r in await event_log.latest("t", 2)] == [b"3", b"2"]
+    assert [r.payload for r in await event_log.latest("t", 5, key="x")] == [b"3", b"1"]
+
+
+async def test_lease_hands_out_each_record_once_until_the_lease_expires(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2"), ("k", b"3")])
+    first = await event_log.lease("t", "c1", 2)
+    second = await event_log.lease("t", "c2", 10)
+    assert [r.payload for r in first] == [b"1", b"2"]
+    assert [r.payload for r in second] == [b"3"]
+    assert await event_log.lease("t", "c3", 10) == []
+    assert all(r.attempts == 1 for r in first + second)
+
+
+async def test_an_expired_lease_makes_the_record_due_again(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1")])
+    leased = await event_log.lease("t", "crashed-consumer", 10, lease_seconds=0)
+    assert len(leased) == 1
+    again = await event_log.lease("t", "c2", 10)
+    assert [r.payload for r in again] == [b"1"]
+    assert again[0].attempts == 2
+
+
+async def test_ack_finishes_records(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2")])
+    leased = await event_log.lease("t", "c", 10, lease_seconds=0)
+    await event_log.ack([leased[0].id])
+    again = await event_log.lease("t", "c", 10)
+    assert [r.payload for r in again] == [b"2"]
+    stats = await event_log.stats("t")
+    assert stats.acked == 1
+    # acked records stay readable
+    assert [r.payload for r in await event_log.read("t")] == [b"1", b"2"]
+
+
+async def test_retry_schedules_the_record_and_keeps_the_error(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2")])
+    a, b = await event_log.lease("t", "c", 10)
+    await event_log.retry([a.id], time.time() + 3600, "HTTP 503")
+    await event_log.retry([b.id], time.time() - 1, "timeout")
+    due = await event_log.lease("t", "c", 10)
+    assert [r.payload for r in due] == [b"2"]
+    assert due[0].last_error == "timeout"
+    assert due[0].attempts == 2
+    stats = await event_log.stats("t")
+    assert stats.scheduled == 1
+    assert stats.leased == 1
+    assert stats.backlog == 2
+
+
+async def test_dead_letters_are_browsable_and_can_be_requeued(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2")])
+    a, _ = await event_log.lease("t", "c", 10)
+    await event_log.dead_letter([a.id], "HTTP 400: bad request")
+    dead = await event_log.dead_letters("t")
+    assert [(d.payload, d.reason) for d in dead] == [(b"1", "HTTP 400: bad request")]
+    assert (await event_log.stats("t")).dead == 1
+    assert await event_log.requeue([a.id]) == 1
+    assert await event_log.dead_letters("t") == []
+    again = await event_log.lease("t", "c", 10)
+    assert b"1" in [r.payload for r in again]
+
+
+async def test_ack_of_a_dead_record_does_not_revive_it(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1")])
+    (a,) = await event_log.lease("t", "c", 10)
+    await event_log.dead_letter([a.id], "gone")
+    await event_log.ack([a.id])
+    stats = await event_log.stats("t")
+    assert (stats.dead, stats.acked) == (1, 0)
+
+
+async def test_archived_records_are_readable_but_never_leased(event_log: EventLog) -> None:
+    await event_log.append("r", [("k", b"refused")], archive=True)
+    assert await event_log.lease("r", "c", 10) == []
+    assert [r.payload for r in await event_log.read("r")] == [b"refused"]
+    assert event_log.backlog_estimate("r") == 0
+
+
+async def test_backlog_estimate_follows_appends_and_acks(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2"), ("k", b"3")])
+    assert event_log.backlog_estimate("t") == 3
+    leased = await event_log.lease("t", "c", 2)
+    await event_log.ack([r.id for r in leased])
+    assert event_log.backlog_estimate("t") == 1
+
+
+async def test_purge_removes_only_old_acked_records(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2")])
+    (a,) = await event_log.lease("t", "c", 1)
+    await event_log.ack([a.id])
+    assert await event_log.purge_acked(time.time() + 10) == 1
+    assert [r.payload for r in await event_log.read("t")] == [b"2"]
+
+
+async def test_last_id(event_log: EventLog) -> None:
+    assert await event_log.last_id() == 0
+    ids = await event_log.append("t", [("k", b"1"), ("k", b"2")])
+    assert await event_log.last_id() == ids[-1]
+
+
+async def test_concurrent_appends_all_land_with_distinct_ids(event_log: EventLog) -> None:
+    async def writer(n: int) -> list[int]:
+        out: list[int] = []
+        for i in range(20):
+            out += await event_log.append("t", [(f"w{n}", f"{n}-{i}".encode())])
+        return out
+
+    results = await asyncio.gather(*(writer(n) for n in range(10)))
+    ids = [i for chunk in results for i in chunk]
+    assert len(set(ids)) == 200
+    records = await event_log.read("t", limit=1000)
+    assert len(records) == 200
+    for n in range(10):
+        mine = [r.payload for r in records if r.key == f"w{n}"]
+        assert mine == [f"{n}-{i}".encode() for i in range(20)]  # per-writer order kept

@@ -1,0 +1,60 @@
+"""The StateStore contract: every backend must pass every test here."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventyard.errors import NotFound, Terminal
+from eventyard.spec.limits import Limits
+from eventyard.state.base import StateStore
+
+
+async def test_workspaces_and_sources(state_store: StateStore) -> None:
+    v0 = await state_store.config_version()
+    ws = await state_store.create_workspace("acme")
+    assert await state_store.config_version() > v0
+    assert await state_store.workspace_by_name("acme") == ws
+    assert await state_store.workspace_by_name("nope") is None
+    src = await state_store.create_source(ws.id, "web", write_key="key-web-123")
+    assert src.limits == Limits()
+    assert await state_store.source_by_write_key("key-web-123") == src
+    assert await state_store.list_sources(ws.id) == [src]
+    generated = await state_store.create_source(ws.id, "ios")
+    assert len(generated.write_key) >= 24
+    assert {s.name for s in await state_store.list_sources()} == {"web", "ios"}
+
+
+async def test_update_source(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    src = await state_store.create_source(ws.id, "web")
+    limits = Limits(max_event_bytes=1000, max_request_bytes=5000, max_batch_events=10)
+    updated = await state_store.update_source(src.id, enabled=False, limits=limits)
+    assert (updated.enabled, updated.limits, updated.write_key) == (False, limits, src.write_key)
+    assert await state_store.source_by_write_key(src.write_key) == updated
+    with pytest.raises(NotFound):
+        await state_store.update_source("src_missing", enabled=True)
+
+
+async def test_names_and_write_keys_are_unique(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    with pytest.raises(Terminal):
+        await state_store.create_workspace("acme")
+    await state_store.create_source(ws.id, "web", write_key="same-key-1")
+    with pytest.raises(Terminal):
+        await state_store.create_source(ws.id, "web")
+    with pytest.raises(Terminal):
+        await state_store.create_source(ws.id, "other", write_key="same-key-1")
+
+
+async def test_tokens_are_found_by_hash(state_store: StateStore) -> None:
+    tok = await state_store.add_token("ci", "owner", "abc123hash")
+    assert await state_store.token_by_hash("abc123hash") == tok
+    assert await state_store.token_by_hash("other") is None
+    assert await state_store.list_tokens() == [tok]
+
+
+async def test_meta(state_store: StateStore) -> None:
+    assert await state_store.get_meta("x") is None
+    await state_store.set_meta("x", "1")
+    await state_store.set_meta("x", "2")
+    assert await state_store.get_meta("x") == "2"
