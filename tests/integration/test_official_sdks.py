@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,17 +10,13 @@ import rudderstack.analytics.client as rudder
 import segment.analytics.client as segment
 
 from eventyard.testing.server import ServerProcess, read_log
+from eventyard.testing.wait import eventually
 
 pytestmark = pytest.mark.slow
 
 
-def wait_for(server: ServerProcess, n: int, timeout: float = 15.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    events = read_log(server.data_dir)
-    while len(events) < n and time.monotonic() < deadline:
-        time.sleep(0.05)
-        events = read_log(server.data_dir)
-    return events
+def wait_for(server: ServerProcess, n: int) -> list[dict[str, Any]]:
+    return eventually(lambda: read_log(server.data_dir), lambda events: len(events) >= n)
 
 
 def send_every_call_type(client: Any, prefix: str) -> None:

@@ -81,9 +81,7 @@ def test_timezone_offsets_are_converted_to_utc() -> None:
         ({"mergeProperties": [{"type": "email", "value": "a@b"}]}, "merge", "invalid_merge"),
     ],
 )
-def test_invalid_events_are_rejected_with_a_reason(
-    item: dict[str, Any], kind: str | None, reason: str
-) -> None:
+def test_invalid_events_are_rejected_with_a_reason(item: dict[str, Any], kind: str | None, reason: str) -> None:
     with pytest.raises(EventRejected) as exc:
         normalize(item, kind, env())
     assert exc.value.reason == reason
@@ -142,9 +140,7 @@ def test_ip_is_filled_for_browser_traffic_only() -> None:
         env(client_ip="198.51.100.1"),
     )
     assert library["context"]["ip"] == "198.51.100.1"
-    own = normalize(
-        {"anonymousId": "a", "context": {"ip": "10.0.0.1"}}, "page", env(client_ip="1.1.1.1", browser=True)
-    )
+    own = normalize({"anonymousId": "a", "context": {"ip": "10.0.0.1"}}, "page", env(client_ip="1.1.1.1", browser=True))
     assert own["context"]["ip"] == "10.0.0.1"
 
 

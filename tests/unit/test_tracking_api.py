@@ -94,9 +94,7 @@ async def test_basic_auth_without_colon_or_with_password_works(harness: AppHarne
         "Basic " + base64.b64encode(harness.write_key.encode()).decode(),
         basic(harness.write_key, "ignored"),
     ):
-        resp = await call(
-            harness.app, "POST", "/v1/track", {"userId": "u", "event": "E"}, {"Authorization": header}
-        )
+        resp = await call(harness.app, "POST", "/v1/track", {"userId": "u", "event": "E"}, {"Authorization": header})
         assert resp.status == 200
     assert len(await stored(harness)) == 2
 
@@ -160,9 +158,7 @@ async def test_pixel(harness: AppHarness) -> None:
     assert event["event"] == "Email Opened"
     assert event["properties"] == {"campaign": "fall"}
     assert event["context"]["page"] == {"path": "/x"}
-    page = await call(
-        harness.app, "GET", f"/pixel/v1/page?writeKey={harness.write_key}&anonymousId=a1&name=Home"
-    )
+    page = await call(harness.app, "GET", f"/pixel/v1/page?writeKey={harness.write_key}&anonymousId=a1&name=Home")
     assert page.status == 200
 
 
@@ -244,9 +240,7 @@ async def test_rudderstack_source_config(harness: AppHarness) -> None:
     assert source["writeKey"] == harness.write_key
     assert source["enabled"] is True
     assert source["config"] == {} and source["destinations"] == []
-    by_auth = await call(
-        harness.app, "GET", "/sourceConfig/", headers={"Authorization": basic(harness.write_key)}
-    )
+    by_auth = await call(harness.app, "GET", "/sourceConfig/", headers={"Authorization": basic(harness.write_key)})
     assert by_auth.status == 200
 
 

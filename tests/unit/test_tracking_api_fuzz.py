@@ -26,9 +26,7 @@ EXPECTED = {200, 400, 401, 403, 405, 413}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=20,
 )
 field_values = st.one_of(json_values, st.text(max_size=120), st.just(""), st.just("2026-11-29T00:00:00Z"))

@@ -35,9 +35,7 @@ def render(item: dict[str, Any]) -> Text:
     return line
 
 
-async def follow(
-    url: str, token: str, params: list[tuple[str, str]], as_json: bool, limit: int | None
-) -> None:
+async def follow(url: str, token: str, params: list[tuple[str, str]], as_json: bool, limit: int | None) -> None:
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
     shown = 0

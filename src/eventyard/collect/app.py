@@ -322,9 +322,7 @@ class CollectApp:
     @staticmethod
     def _check_size(body: bytes, limit: int) -> None:
         if len(body) > limit:
-            raise RequestRejected(
-                "request_too_large", f"the body is {len(body)} bytes; this source allows {limit}"
-            )
+            raise RequestRejected("request_too_large", f"the body is {len(body)} bytes; this source allows {limit}")
 
     async def _admit(self) -> None:
         if self.log.backlog_estimate("ingest") >= self.backlog_limit:

@@ -23,9 +23,7 @@ class BodyError(Exception):
 async def read_body(receive: Receive, limit: int, content_length: int | None) -> bytes:
     """Read the whole body, refusing more than ``limit`` bytes before reading them."""
     if content_length is not None and content_length > limit:
-        raise BodyError(
-            "request_too_large", f"the body is {content_length} bytes; this source allows {limit}"
-        )
+        raise BodyError("request_too_large", f"the body is {content_length} bytes; this source allows {limit}")
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -36,9 +34,7 @@ async def read_body(receive: Receive, limit: int, content_length: int | None) ->
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise BodyError(
-                    "request_too_large", f"the body is over {limit} bytes, the limit of this source"
-                )
+                raise BodyError("request_too_large", f"the body is over {limit} bytes, the limit of this source")
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -62,7 +58,5 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     except zlib.error as exc:
         raise BodyError("invalid_encoding", f"the body is not valid {encoding or 'gzip'}: {exc}") from None
     if len(out) > limit or d.unconsumed_tail:
-        raise BodyError(
-            "request_too_large", f"the decompressed body is over {limit} bytes, the limit of this source"
-        )
+        raise BodyError("request_too_large", f"the decompressed body is over {limit} bytes, the limit of this source")
     return out

@@ -133,9 +133,7 @@ class Ingestor:
         except EventRejected as exc:
             return [], [_refusal(0, obj, exc.reason, exc.message, source, env, None)]
 
-    async def store(
-        self, source: Source, accepted: list[tuple[str, bytes]], refused: list[dict[str, Any]]
-    ) -> Outcome:
+    async def store(self, source: Source, accepted: list[tuple[str, bytes]], refused: list[dict[str, Any]]) -> Outcome:
         """Append accepted and refused events durably, in one group commit when both exist."""
         records = [(source.id, _encode(r.pop("_record"))) for r in refused]
         if accepted and records:

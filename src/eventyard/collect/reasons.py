@@ -24,9 +24,7 @@ REQUEST: dict[str, Reason] = {
     "too_many_events": Reason(400, "the batch holds more events than this source allows"),
     "no_valid_events": Reason(400, "no event in the request could be accepted"),
     "request_too_large": Reason(413, "the request body is larger than this source allows"),
-    "missing_write_key": Reason(
-        401, "no write key: use HTTP Basic auth with the write key as user, or `writeKey`"
-    ),
+    "missing_write_key": Reason(401, "no write key: use HTTP Basic auth with the write key as user, or `writeKey`"),
     "invalid_write_key": Reason(401, "the write key matches no source"),
     "source_disabled": Reason(403, "the source of this write key is disabled"),
     "not_found": Reason(404, "no such endpoint"),

@@ -187,9 +187,7 @@ def create_control_app(components: Components) -> Starlette:
         return json_response({"code": "not_found", "message": f"no endpoint at {request.url.path}"}, 404)
 
     async def on_method(request: Request, exc: Exception) -> Response:
-        return json_response(
-            {"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405
-        )
+        return json_response({"code": "method_not_allowed", "message": f"{request.method} is not allowed here"}, 405)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -121,9 +121,7 @@ def parse(text: str, filename: str = "<input>") -> WorkspaceFile:
         unknown = re.search(r"unknown field `([^`]+)`", message)
         pos = _locate(root, path, unknown.group(1) if unknown else None)
         where = f" (at {path})" if path != "$" else ""
-        raise ConfigFileError(
-            filename, pos[0] if pos else None, pos[1] if pos else None, message + where
-        ) from None
+        raise ConfigFileError(filename, pos[0] if pos else None, pos[1] if pos else None, message + where) from None
 
 
 def load(path: str | Path) -> WorkspaceFile:
@@ -205,9 +203,7 @@ async def apply(state: StateStore, desired: WorkspaceFile) -> list[Change]:
                 or src.enabled != old.enabled
                 or src.limits != old.limits
             ):
-                await state.update_source(
-                    old.id, write_key=src.write_key, enabled=src.enabled, limits=src.limits
-                )
+                await state.update_source(old.id, write_key=src.write_key, enabled=src.enabled, limits=src.limits)
     return changes
 
 

@@ -72,9 +72,7 @@ class EventLog(Protocol):
     async def close(self) -> None:
         """Flush and release resources; pending appends complete first."""
 
-    async def append(
-        self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False
-    ) -> list[int]:
+    async def append(self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False) -> list[int]:
         """Append ``(key, payload)`` records; return their ids only once they are durable.
 
         ``archive=True`` stores records that no consumer has to process (they are born
@@ -85,9 +83,7 @@ class EventLog(Protocol):
         """
         ...
 
-    async def lease(
-        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0
-    ) -> list[LeasedRecord]:
+    async def lease(self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0) -> list[LeasedRecord]:
         """Lease up to ``limit`` due records, oldest first."""
         ...
 
@@ -108,9 +104,7 @@ class EventLog(Protocol):
         """Make dead-lettered records due again now; returns how many were requeued."""
         ...
 
-    async def read(
-        self, topic: str, after: int = 0, limit: int = 100, key: str | None = None
-    ) -> list[LogRecord]:
+    async def read(self, topic: str, after: int = 0, limit: int = 100, key: str | None = None) -> list[LogRecord]:
         """Records with id greater than ``after`` in id order, whatever their state."""
         ...
 

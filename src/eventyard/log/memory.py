@@ -37,9 +37,7 @@ class MemoryEventLog:
     async def close(self) -> None:
         return None
 
-    async def append(
-        self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False
-    ) -> list[int]:
+    async def append(self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False) -> list[int]:
         now = self.clock()
         ids = []
         for key, payload in records:
@@ -49,9 +47,7 @@ class MemoryEventLog:
             self._next += 1
         return ids
 
-    async def lease(
-        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0
-    ) -> list[LeasedRecord]:
+    async def lease(self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0) -> list[LeasedRecord]:
         now = self.clock()
         due = sorted(
             (r for r in self._rows.values() if r.topic == topic and r.state == 0 and r.available_at <= now),
@@ -92,8 +88,7 @@ class MemoryEventLog:
         rows = [r for r in self._rows.values() if r.topic == topic and r.state == 2 and r.id > after]
         rows.sort(key=lambda r: r.id)
         return [
-            DeadRecord(r.id, r.topic, r.key, r.payload, r.appended_at, r.attempts, r.error or "")
-            for r in rows[:limit]
+            DeadRecord(r.id, r.topic, r.key, r.payload, r.appended_at, r.attempts, r.error or "") for r in rows[:limit]
         ]
 
     async def requeue(self, ids: Sequence[int]) -> int:
@@ -105,14 +100,8 @@ class MemoryEventLog:
                 n += 1
         return n
 
-    async def read(
-        self, topic: str, after: int = 0, limit: int = 100, key: str | None = None
-    ) -> list[LogRecord]:
-        rows = [
-            r
-            for r in self._rows.values()
-            if r.topic == topic and r.id > after and (key is None or r.key == key)
-        ]
+    async def read(self, topic: str, after: int = 0, limit: int = 100, key: str | None = None) -> list[LogRecord]:
+        rows = [r for r in self._rows.values() if r.topic == topic and r.id > after and (key is None or r.key == key)]
         rows.sort(key=lambda r: r.id)
         return [LogRecord(r.id, r.topic, r.key, r.payload, r.appended_at) for r in rows[:limit]]
 

@@ -86,9 +86,7 @@ def _settle(items: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
 class SQLiteEventLog:
     """The embedded default log: one SQLite file, group-committed appends."""
 
-    def __init__(
-        self, path: str | Path, *, synchronous: str = "FULL", clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.path = str(path)
         self.synchronous = synchronous.upper()
@@ -117,9 +115,7 @@ class SQLiteEventLog:
         conn = self._connect()
         try:
             conn.executescript(_SCHEMA)
-            rows = conn.execute(
-                "SELECT topic, count(*) FROM records WHERE state = 0 GROUP BY topic"
-            ).fetchall()
+            rows = conn.execute("SELECT topic, count(*) FROM records WHERE state = 0 GROUP BY topic").fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         finally:
@@ -233,9 +229,7 @@ class SQLiteEventLog:
 
     # ----------------------------------------------------------------- contract
 
-    async def append(
-        self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False
-    ) -> list[int]:
+    async def append(self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False) -> list[int]:
         if not records:
             return []
         now = self.clock()
@@ -245,8 +239,7 @@ class SQLiteEventLog:
 
         def run(conn: sqlite3.Connection) -> list[int]:
             conn.executemany(
-                "INSERT INTO records (topic, key, payload, appended_at, available_at, state) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO records (topic, key, payload, appended_at, available_at, state) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
             last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -258,9 +251,7 @@ class SQLiteEventLog:
                 self._backlog[topic] = self._backlog.get(topic, 0) + n
         return ids
 
-    async def lease(
-        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0
-    ) -> list[LeasedRecord]:
+    async def lease(self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0) -> list[LeasedRecord]:
         def run(conn: sqlite3.Connection) -> list[Any]:
             now = self.clock()
             return conn.execute(
@@ -355,9 +346,7 @@ class SQLiteEventLog:
                 self._backlog[topic] = self._backlog.get(topic, 0) + n
         return total
 
-    async def read(
-        self, topic: str, after: int = 0, limit: int = 100, key: str | None = None
-    ) -> list[LogRecord]:
+    async def read(self, topic: str, after: int = 0, limit: int = 100, key: str | None = None) -> list[LogRecord]:
         if key is None:
             rows = await self._read(
                 "SELECT id, topic, key, payload, appended_at FROM records "

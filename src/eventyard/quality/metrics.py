@@ -28,9 +28,7 @@ class _LogCollector(Collector):
         self._disk = disk
 
     def collect(self) -> Iterable[Metric]:
-        gauge = GaugeMetricFamily(
-            "eventyard_log_backlog", "Records not yet processed, per topic", labels=["topic"]
-        )
+        gauge = GaugeMetricFamily("eventyard_log_backlog", "Records not yet processed, per topic", labels=["topic"])
         for topic, n in sorted(self._backlog().items()):
             gauge.add_metric([topic], n)
         yield gauge

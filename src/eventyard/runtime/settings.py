@@ -81,9 +81,7 @@ def _sqlite_path(url: str, default: Path, what: str) -> Path:
         return default
     if url.startswith("sqlite:///"):
         return Path(url[len("sqlite:///") :]).expanduser().resolve()
-    raise ConfigError(
-        f"`{what}` = {url!r} is not supported by this build; use an empty value or sqlite:///path"
-    )
+    raise ConfigError(f"`{what}` = {url!r} is not supported by this build; use an empty value or sqlite:///path")
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -189,11 +189,7 @@ def _check_merge(item: dict[str, Any]) -> None:
         raise EventRejected("invalid_merge", f"a merge call needs `mergeProperties`: {exc}") from None
     props = merge.mergeProperties
     if len(props) != 2:
-        raise EventRejected(
-            "invalid_merge", f"`mergeProperties` must hold exactly 2 identifiers, got {len(props)}"
-        )
+        raise EventRejected("invalid_merge", f"`mergeProperties` must hold exactly 2 identifiers, got {len(props)}")
     for i, prop in enumerate(props):
         if not prop.type or _ident(prop.value) is None:
-            raise EventRejected(
-                "invalid_merge", f"`mergeProperties[{i}]` needs a non-empty `type` and `value`"
-            )
+            raise EventRejected("invalid_merge", f"`mergeProperties[{i}]` needs a non-empty `type` and `value`")

@@ -87,9 +87,7 @@ class SQLiteStateStore:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
                         result = fn(conn)
-                        conn.execute(
-                            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version'"
-                        )
+                        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version'")
                         conn.execute("COMMIT")
                         return result
                     except BaseException:
@@ -213,24 +211,19 @@ class SQLiteStateStore:
 
     async def source_by_write_key(self, write_key: str) -> Source | None:
         def q(c: sqlite3.Connection) -> Source | None:
-            row = c.execute(
-                f"SELECT {_SOURCE_COLS} FROM sources WHERE write_key = ?", (write_key,)
-            ).fetchone()
+            row = c.execute(f"SELECT {_SOURCE_COLS} FROM sources WHERE write_key = ?", (write_key,)).fetchone()
             return _source(row) if row else None
 
         return await self._run(q)
 
     # ------------------------------------------------------------------- tokens
 
-    async def add_token(
-        self, name: str, role: str, token_hash: str, workspace_id: str | None = None
-    ) -> Token:
+    async def add_token(self, name: str, role: str, token_hash: str, workspace_id: str | None = None) -> Token:
         tok = Token(new_id("tok"), name, role, token_hash, workspace_id, time.time())
 
         def q(c: sqlite3.Connection) -> None:
             c.execute(
-                "INSERT INTO tokens (id, name, role, token_hash, workspace_id, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO tokens (id, name, role, token_hash, workspace_id, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (tok.id, tok.name, tok.role, tok.token_hash, tok.workspace_id, tok.created_at),
             )
 
@@ -240,8 +233,7 @@ class SQLiteStateStore:
     async def token_by_hash(self, token_hash: str) -> Token | None:
         def q(c: sqlite3.Connection) -> Token | None:
             row = c.execute(
-                "SELECT id, name, role, token_hash, workspace_id, created_at FROM tokens "
-                "WHERE token_hash = ?",
+                "SELECT id, name, role, token_hash, workspace_id, created_at FROM tokens WHERE token_hash = ?",
                 (token_hash,),
             ).fetchone()
             return Token(*row) if row else None
@@ -269,8 +261,7 @@ class SQLiteStateStore:
     async def set_meta(self, key: str, value: str) -> None:
         def q(c: sqlite3.Connection) -> None:
             c.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 

@@ -148,9 +148,7 @@ def read_log(data_dir: Path, topic: str = "ingest") -> list[dict[str, Any]]:
 
     conn = sqlite3.connect(data_dir / "log.sqlite3")
     try:
-        rows = conn.execute(
-            "SELECT key, payload FROM records WHERE topic = ? ORDER BY id", (topic,)
-        ).fetchall()
+        rows = conn.execute("SELECT key, payload FROM records WHERE topic = ? ORDER BY id", (topic,)).fetchall()
     finally:
         conn.close()
     return [{"_key": key, **msgspec.json.decode(payload)} for key, payload in rows]

@@ -1,0 +1,21 @@
+"""Waiting for something another process does, bounded in time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 15.0, every: float = 0.05) -> T:
+    """Call ``probe`` until ``done(result)`` holds or ``timeout`` passes; return the last result."""
+    pause = threading.Event()
+    deadline = time.monotonic() + timeout
+    result = probe()
+    while not done(result) and time.monotonic() < deadline:
+        pause.wait(every)
+        result = probe()
+    return result
