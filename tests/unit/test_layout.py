@@ -1,0 +1,53 @@
+"""The dependency rule of the package layout, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import eventyard
+
+ROOT = Path(eventyard.__file__).parent
+STAGES = ("collect", "unify", "route")
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_stages_never_import_each_other() -> None:
+    problems = []
+    for stage in STAGES:
+        for path in (ROOT / stage).rglob("*.py"):
+            for module in imports_of(path):
+                for other in STAGES:
+                    if other != stage and module.startswith(f"eventyard.{other}"):
+                        problems.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert problems == []
+
+
+def test_only_runtime_picks_concrete_backends() -> None:
+    concrete = ("eventyard.log.sqlite", "eventyard.state.sqlite", "eventyard.log.memory")
+    problems = []
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("runtime", "testing", "log", "state"):
+            continue
+        for module in imports_of(path):
+            if module in concrete:
+                problems.append(f"{rel} imports {module}")
+    assert problems == []
+
+
+def test_spec_does_no_io() -> None:
+    forbidden = ("asyncio", "sqlite3", "socket", "aiohttp", "starlette", "eventyard.log", "eventyard.state")
+    for path in (ROOT / "spec").rglob("*.py"):
+        for module in imports_of(path):
+            assert not module.startswith(forbidden), f"{path.name} imports {module}"
