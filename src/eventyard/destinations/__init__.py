@@ -1,0 +1,1 @@
+"""Destinations: one folder per destination; ``base`` holds the contract, ``registry`` finds them."""
