@@ -156,3 +156,66 @@ async def test_concurrent_appends_all_land_with_distinct_ids(event_log: EventLog
     for n in range(10):
         mine = [r.payload for r in records if r.key == f"w{n}"]
         assert mine == [f"{n}-{i}".encode() for i in range(20)]  # per-writer order kept
+
+
+async def test_commit_applies_appends_acks_retries_dead_letters_and_trace_together(event_log: EventLog) -> None:
+    from eventyard.log.base import TraceEntry, Transaction
+
+    await event_log.append("in", [("s", b"1"), ("s", b"2"), ("s", b"3")])
+    a, b, c = await event_log.lease("in", "c", 10)
+    ids = await event_log.commit(
+        Transaction(
+            appends=[("out", "u1", b"job-1"), ("out", "u2", b"job-2")],
+            ack=[a.id],
+            retry=[(b.id, time.time() + 3600, "later")],
+            dead=[(c.id, "broken")],
+            trace=[TraceEntry("m1", "s", "queued", destination_id="d1"), TraceEntry("m1", "s", "accepted")],
+        )
+    )
+    assert len(ids) == 2
+    assert [r.payload for r in await event_log.read("out")] == [b"job-1", b"job-2"]
+    stats = await event_log.stats("in")
+    assert (stats.acked, stats.scheduled, stats.dead) == (1, 1, 1)
+    assert event_log.backlog_estimate("out") == 2
+    assert event_log.backlog_estimate("in") == 1
+    steps = [(e.step, e.destination_id) for e in await event_log.trace("m1")]
+    assert sorted(steps) == [("accepted", ""), ("queued", "d1")]
+    assert all(e.at > 0 for e in await event_log.trace("m1"))
+
+
+async def test_trace_counts_and_latencies(event_log: EventLog) -> None:
+    from eventyard.log.base import TraceEntry, Transaction
+
+    now = time.time()
+    await event_log.commit(
+        Transaction(
+            trace=[
+                TraceEntry("m1", "s", "delivered", destination_id="d", latency_ms=12.0, at=now),
+                TraceEntry("m2", "s", "delivered", destination_id="d", latency_ms=30.0, at=now),
+                TraceEntry("m3", "s", "filtered", destination_id="d", reason="filter", at=now),
+                TraceEntry("m4", "s", "delivered", destination_id="d", latency_ms=1.0, at=now - 7200),
+            ]
+        )
+    )
+    counts = {(c.step, c.reason): c.count for c in await event_log.trace_counts(now - 60, 300)}
+    assert counts == {("delivered", ""): 2, ("filtered", "filter"): 1}
+    assert sorted(await event_log.delivery_latencies("d", now - 60)) == [12.0, 30.0]
+
+
+async def test_ordered_lease_keeps_each_key_in_order(event_log: EventLog) -> None:
+    await event_log.append("t", [("alice", b"a1"), ("bob", b"b1"), ("alice", b"a2"), ("bob", b"b2")])
+    first = await event_log.lease("t", "c", 10, ordered=True)
+    assert [r.payload for r in first] == [b"a1", b"b1"]  # one per key at a time
+    a1, b1 = first
+    await event_log.retry([a1.id], time.time() + 3600, "down")  # alice's first event fails
+    await event_log.ack([b1.id])
+    second = await event_log.lease("t", "c", 10, ordered=True)
+    assert [r.payload for r in second] == [b"b2"]  # alice waits behind her failing event; bob flows
+
+
+async def test_first_id_at_finds_the_start_of_a_time_range(event_log: EventLog) -> None:
+    assert await event_log.first_id_at("t", 0) == 0
+    ids = await event_log.append("t", [("k", b"1"), ("k", b"2")])
+    assert await event_log.first_id_at("t", 0) == ids[0] - 1
+    later = await event_log.first_id_at("t", time.time() + 60)
+    assert [r.payload for r in await event_log.read("t", after=later)] == []

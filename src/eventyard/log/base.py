@@ -63,6 +63,49 @@ class DeadRecord(msgspec.Struct, frozen=True):
     reason: str
 
 
+class TraceEntry(msgspec.Struct, frozen=True):
+    """One step in the life of an event: kept with the log, queried by ``messageId``.
+
+    ``step`` is one of: ``accepted`` (left the ingest log into the pipeline), ``dropped``
+    (a unify stage dropped it; ``reason`` says which), ``filtered`` (not sent to
+    ``destination_id``; ``reason``: integrations, filter, mapping_trigger, unsupported_type,
+    ...), ``queued`` (a delivery job exists), ``delivered``, ``retrying``, ``dead_lettered``,
+    ``dropped_by_destination``, ``replayed``, ``resent``.
+    """
+
+    message_id: str
+    source_id: str
+    step: str
+    destination_id: str = ""
+    reason: str = ""
+    detail: str = ""
+    attempt: int = 0
+    #: Milliseconds from ``receivedAt`` to this step (set for ``delivered``).
+    latency_ms: float | None = None
+    at: float = 0.0
+
+
+class Transaction(msgspec.Struct):
+    """Writes applied atomically by ``EventLog.commit``: all of them or none."""
+
+    #: (topic, key, payload) to append as live records.
+    appends: list[tuple[str, str, bytes]] = []
+    ack: list[int] = []
+    #: (record id, due at, error)
+    retry: list[tuple[int, float, str]] = []
+    #: (record id, reason)
+    dead: list[tuple[int, str]] = []
+    trace: list[TraceEntry] = []
+
+
+class TraceCount(msgspec.Struct, frozen=True):
+    bucket: float
+    destination_id: str
+    step: str
+    reason: str
+    count: int
+
+
 class EventLog(Protocol):
     """Durable topics of records. Every method is safe to call from many tasks at once."""
 

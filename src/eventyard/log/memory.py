@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats
+import msgspec
+
+from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats, TraceCount, TraceEntry, Transaction
 
 
 @dataclass
@@ -29,6 +31,7 @@ class MemoryEventLog:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._rows: dict[int, _Row] = {}
         self._next = 1
+        self._trace: list[TraceEntry] = []
         self.clock = clock
 
     async def start(self) -> None:
@@ -47,10 +50,16 @@ class MemoryEventLog:
             self._next += 1
         return ids
 
-    async def lease(self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0) -> list[LeasedRecord]:
+    async def lease(
+        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0, ordered: bool = False
+    ) -> list[LeasedRecord]:
         now = self.clock()
+        live = sorted((r for r in self._rows.values() if r.topic == topic and r.state == 0), key=lambda r: r.id)
+        first_of_key: dict[str, int] = {}
+        for r in live:
+            first_of_key.setdefault(r.key, r.id)
         due = sorted(
-            (r for r in self._rows.values() if r.topic == topic and r.state == 0 and r.available_at <= now),
+            (r for r in live if r.available_at <= now and (not ordered or first_of_key[r.key] == r.id)),
             key=lambda r: (r.available_at, r.id),
         )[:limit]
         out = []
@@ -60,6 +69,44 @@ class MemoryEventLog:
             r.attempts += 1
             out.append(LeasedRecord(r.id, r.topic, r.key, r.payload, r.appended_at, r.attempts, r.error))
         return out
+
+    async def commit(self, tx: Transaction) -> list[int]:
+        ids = []
+        for topic, key, payload in tx.appends:
+            ids += await self.append(topic, [(key, payload)])
+        self._finish(tx.ack, 1, None)
+        for rid, reason in tx.dead:
+            self._finish([rid], 2, reason)
+        for rid, at, error in tx.retry:
+            await self.retry([rid], at, error)
+        now = self.clock()
+        self._trace += [msgspec.structs.replace(e, at=e.at or now) for e in tx.trace]
+        return ids
+
+    async def trace(self, message_id: str) -> list[TraceEntry]:
+        return sorted((e for e in self._trace if e.message_id == message_id), key=lambda e: e.at)
+
+    async def trace_counts(self, since: float, bucket_seconds: int = 300) -> list[TraceCount]:
+        counts: dict[tuple[float, str, str, str], int] = {}
+        for e in self._trace:
+            if e.at >= since:
+                k = (float(int(e.at / bucket_seconds) * bucket_seconds), e.destination_id, e.step, e.reason)
+                counts[k] = counts.get(k, 0) + 1
+        return [TraceCount(*k, n) for k, n in sorted(counts.items())]
+
+    async def delivery_latencies(self, destination_id: str, since: float) -> list[float]:
+        return [
+            e.latency_ms
+            for e in self._trace
+            if e.at >= since
+            and e.destination_id == destination_id
+            and e.step == "delivered"
+            and e.latency_ms is not None
+        ]
+
+    async def first_id_at(self, topic: str, at: float) -> int:
+        later = [r.id for r in self._rows.values() if r.topic == topic and r.appended_at >= at]
+        return min(later) - 1 if later else max((r.id for r in self._rows.values() if r.topic == topic), default=0)
 
     def _finish(self, ids: Sequence[int], state: int, error: str | None) -> None:
         for i in ids:
@@ -130,6 +177,7 @@ class MemoryEventLog:
         )
 
     async def purge_acked(self, older_than: float) -> int:
+        self._trace = [e for e in self._trace if e.at >= older_than]
         gone = [i for i, r in self._rows.items() if r.state == 1 and r.appended_at < older_than]
         for i in gone:
             del self._rows[i]

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from eventyard.errors import LogFull, Unavailable
-from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats
+from eventyard.log.base import (
+    DeadRecord,
+    LeasedRecord,
+    LogRecord,
+    TopicStats,
+    TraceCount,
+    TraceEntry,
+    Transaction,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -40,7 +48,73 @@ CREATE TABLE IF NOT EXISTS records (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS records_due ON records (topic, state, available_at, id);
+CREATE INDEX IF NOT EXISTS records_live_key ON records (topic, key, id) WHERE state = 0;
+CREATE TABLE IF NOT EXISTS trace (
+    message_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    destination_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    latency_ms REAL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trace_message ON trace (message_id);
+CREATE INDEX IF NOT EXISTS trace_at ON trace (at);
 """
+
+_TRACE_INSERT = (
+    "INSERT INTO trace (message_id, source_id, step, destination_id, reason, detail, attempt, latency_ms, at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LEASE = (
+    "UPDATE records SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM records WHERE topic = ? AND state = 0 "
+    "AND available_at <= ? ORDER BY available_at, id LIMIT ?) "
+    "RETURNING id, topic, key, payload, appended_at, attempts, error"
+)
+# A record is leased only when no older unfinished record shares its key.
+_LEASE_ORDERED = (
+    "UPDATE records SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
+    "WHERE id IN (SELECT r.id FROM records r WHERE r.topic = ? AND r.state = 0 AND r.available_at <= ? "
+    "AND NOT EXISTS (SELECT 1 FROM records p WHERE p.topic = r.topic AND p.key = r.key "
+    "AND p.state = 0 AND p.id < r.id) ORDER BY r.available_at, r.id LIMIT ?) "
+    "RETURNING id, topic, key, payload, appended_at, attempts, error"
+)
+
+
+def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _set_state(conn: sqlite3.Connection, ids: list[int], state: int, error: str | None) -> dict[str, int]:
+    """Finish live records (ack or dead); returns how many changed per topic."""
+    changed: dict[str, int] = {}
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        for (topic,) in conn.execute(
+            f"UPDATE records SET state = ?, lease_owner = NULL, error = coalesce(?, error) "
+            f"WHERE state = 0 AND id IN ({marks}) RETURNING topic",
+            (state, error, *chunk),
+        ).fetchall():
+            changed[topic] = changed.get(topic, 0) + 1
+    return changed
+
+
+def _reschedule(conn: sqlite3.Connection, items: Sequence[tuple[int, float, str]]) -> None:
+    conn.executemany(
+        "UPDATE records SET available_at = ?, lease_owner = NULL, error = ? WHERE state = 0 AND id = ?",
+        [(at, error, rid) for rid, at, error in items],
+    )
+
+
+def _trace_rows(entries: Sequence[TraceEntry], now: float) -> list[tuple[Any, ...]]:
+    return [
+        (e.message_id, e.source_id, e.step, e.destination_id, e.reason, e.detail, e.attempt, e.latency_ms, e.at or now)
+        for e in entries
+    ]
+
 
 _LIVE, _ACKED, _DEAD = 0, 1, 2
 _MAX_GROUP = 4096
@@ -251,43 +325,103 @@ class SQLiteEventLog:
                 self._backlog[topic] = self._backlog.get(topic, 0) + n
         return ids
 
-    async def lease(self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0) -> list[LeasedRecord]:
+    async def lease(
+        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0, ordered: bool = False
+    ) -> list[LeasedRecord]:
+        sql = _LEASE_ORDERED if ordered else _LEASE
+
         def run(conn: sqlite3.Connection) -> list[Any]:
             now = self.clock()
-            return conn.execute(
-                "UPDATE records SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
-                "WHERE id IN (SELECT id FROM records WHERE topic = ? AND state = 0 "
-                "AND available_at <= ? ORDER BY available_at, id LIMIT ?) "
-                "RETURNING id, topic, key, payload, appended_at, attempts, error",
-                (now + lease_seconds, consumer, topic, now, limit),
-            ).fetchall()
+            return conn.execute(sql, (now + lease_seconds, consumer, topic, now, limit)).fetchall()
 
         rows = await self._write(run)
         rows.sort(key=lambda r: r[0])
         return [LeasedRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    def _adjust_backlog(self, changes: dict[str, int], sign: int) -> None:
+        with self._backlog_lock:
+            for topic, n in changes.items():
+                self._backlog[topic] = max(0, self._backlog.get(topic, 0) + sign * n)
 
     async def _finish(self, ids: Sequence[int], state: int, error: str | None) -> None:
         if not ids:
             return
         id_list = list(ids)
 
-        def run(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            changed: dict[str, int] = {}
-            for start in range(0, len(id_list), 500):
-                chunk = id_list[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for (topic,) in conn.execute(
-                    f"UPDATE records SET state = ?, lease_owner = NULL, "
-                    f"error = coalesce(?, error) WHERE state = 0 AND id IN ({marks}) "
-                    f"RETURNING topic",
-                    (state, error, *chunk),
-                ).fetchall():
-                    changed[topic] = changed.get(topic, 0) + 1
-            return list(changed.items())
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            return _set_state(conn, id_list, state, error)
 
-        for topic, n in await self._write(run):
-            with self._backlog_lock:
-                self._backlog[topic] = max(0, self._backlog.get(topic, 0) - n)
+        self._adjust_backlog(await self._write(run), -1)
+
+    async def commit(self, tx: Transaction) -> list[int]:
+        now = self.clock()
+
+        def run(conn: sqlite3.Connection) -> tuple[list[int], dict[str, int]]:
+            ids: list[int] = []
+            for topic, key, payload in tx.appends:
+                cur = conn.execute(
+                    "INSERT INTO records (topic, key, payload, appended_at, available_at) VALUES (?, ?, ?, ?, ?)",
+                    (topic, key, payload, now, now),
+                )
+                ids.append(int(cur.lastrowid or 0))
+            finished = _set_state(conn, list(tx.ack), _ACKED, None)
+            for rid, reason in tx.dead:
+                for topic, n in _set_state(conn, [rid], _DEAD, reason).items():
+                    finished[topic] = finished.get(topic, 0) + n
+            if tx.retry:
+                _reschedule(conn, tx.retry)
+            if tx.trace:
+                conn.executemany(_TRACE_INSERT, _trace_rows(tx.trace, now))
+            return ids, finished
+
+        result: tuple[list[int], dict[str, int]] = await self._write(run)
+        ids, finished = result
+        added: dict[str, int] = {}
+        for topic, _, _ in tx.appends:
+            added[topic] = added.get(topic, 0) + 1
+        self._adjust_backlog(added, +1)
+        self._adjust_backlog(finished, -1)
+        return ids
+
+    async def trace(self, message_id: str) -> list[TraceEntry]:
+        rows = await self._read(
+            "SELECT message_id, source_id, step, destination_id, reason, detail, attempt, latency_ms, at "
+            "FROM trace WHERE message_id = ? ORDER BY at, rowid",
+            (message_id,),
+        )
+        return [TraceEntry(*r) for r in rows]
+
+    async def trace_counts(self, since: float, bucket_seconds: int = 300) -> list[TraceCount]:
+        rows = await self._read(
+            "SELECT CAST(at / ? AS INTEGER) * ?, destination_id, step, reason, count(*) FROM trace "
+            "WHERE at >= ? GROUP BY 1, 2, 3, 4 ORDER BY 1",
+            (bucket_seconds, bucket_seconds, since),
+        )
+        return [TraceCount(float(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
+
+    async def delivery_latencies(self, destination_id: str, since: float) -> list[float]:
+        rows = await self._read(
+            "SELECT latency_ms FROM trace WHERE at >= ? AND destination_id = ? AND step = 'delivered' "
+            "AND latency_ms IS NOT NULL",
+            (since, destination_id),
+        )
+        return [float(r[0]) for r in rows]
+
+    async def first_id_at(self, topic: str, at: float) -> int:
+        # Ids grow with append time, so a binary search over ids by point lookups finds the spot.
+        first = "SELECT id, appended_at FROM records WHERE topic = ? AND id >= ? ORDER BY id LIMIT 1"
+        bounds = await self._read(
+            "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM records WHERE topic = ?", (topic,)
+        )
+        lo, hi = int(bounds[0][0]), int(bounds[0][1]) + 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            found = await self._read(first, (topic, mid))
+            if found and found[0][1] < at:
+                lo = int(found[0][0]) + 1
+            else:
+                hi = mid
+        return max(0, lo - 1)
 
     async def ack(self, ids: Sequence[int]) -> None:
         await self._finish(ids, _ACKED, None)
@@ -298,17 +432,10 @@ class SQLiteEventLog:
     async def retry(self, ids: Sequence[int], at: float, error: str) -> None:
         if not ids:
             return
-        id_list = list(ids)
+        items = [(rid, at, error) for rid in ids]
 
         def run(conn: sqlite3.Connection) -> None:
-            for start in range(0, len(id_list), 500):
-                chunk = id_list[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                conn.execute(
-                    f"UPDATE records SET available_at = ?, lease_owner = NULL, error = ? "
-                    f"WHERE state = 0 AND id IN ({marks})",
-                    (at, error, *chunk),
-                )
+            _reschedule(conn, items)
 
         await self._write(run)
 
@@ -409,6 +536,9 @@ class SQLiteEventLog:
                 "DELETE FROM records WHERE id IN (SELECT id FROM records "
                 "WHERE state = 1 AND appended_at < ? ORDER BY id LIMIT 20000)",
                 (older_than,),
+            )
+            conn.execute(
+                "DELETE FROM trace WHERE rowid IN (SELECT rowid FROM trace WHERE at < ? LIMIT 20000)", (older_than,)
             )
             return cur.rowcount
 
