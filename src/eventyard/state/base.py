@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -34,6 +34,66 @@ class Token(msgspec.Struct, frozen=True):
     token_hash: str
     workspace_id: str | None = None
     created_at: float = 0.0
+
+
+class DeliveryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How eventyard delivers to one destination (policy; the destination only delivers)."""
+
+    #: A job is dead-lettered only after this many attempts ...
+    max_attempts: int = 10
+    #: ... AND this long since its first attempt.
+    retry_window_hours: float = 4.0
+    #: Deliver each user's events strictly in order (a failing user's later events wait).
+    ordering: bool = False
+    #: Deliveries in flight at once; default from the destination's capabilities.
+    concurrency: int | None = None
+    #: Deliveries per second at most; lowered automatically when the destination answers 429.
+    rate_limit_per_second: float | None = None
+    #: Events per delivery and how long to wait to fill a batch; capped by capabilities.
+    batch_size: int | None = None
+    batch_age_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("`max_attempts` must be at least 1")
+        if self.retry_window_hours < 0:
+            raise ValueError("`retry_window_hours` cannot be negative")
+        for name in ("concurrency", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` must be at least 1")
+        if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
+            raise ValueError("`rate_limit_per_second` must be positive")
+
+
+class DestinationConfig(msgspec.Struct, frozen=True):
+    """A configured destination: its type (registry name), settings, policy and mappings."""
+
+    id: str
+    workspace_id: str
+    name: str
+    type: str
+    settings: dict[str, Any] = {}
+    enabled: bool = True
+    delivery: DeliveryPolicy = DeliveryPolicy()
+    #: Actions-style mappings: ``[{name, trigger, mapping, enabled}]``, first match wins.
+    actions: list[dict[str, Any]] = []
+    created_at: float = 0.0
+
+
+class Connection(msgspec.Struct, frozen=True):
+    """Events of ``source_id`` flow to ``destination_id`` through ``filters``."""
+
+    source_id: str
+    destination_id: str
+    filters: list[dict[str, Any]] = []
+
+
+class DestinationHealth(msgspec.Struct, frozen=True):
+    destination_id: str
+    status: str  # "healthy" | "degraded"
+    reason: str
+    since: float
 
 
 class StateStore(Protocol):
@@ -83,3 +143,55 @@ class StateStore(Protocol):
     async def get_meta(self, key: str) -> str | None: ...
 
     async def set_meta(self, key: str, value: str) -> None: ...
+
+    # destinations and connections
+
+    async def create_destination(
+        self,
+        workspace_id: str,
+        name: str,
+        type: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        enabled: bool = True,
+        delivery: DeliveryPolicy | None = None,
+        actions: list[dict[str, Any]] | None = None,
+    ) -> DestinationConfig: ...
+
+    async def update_destination(
+        self,
+        destination_id: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+        delivery: DeliveryPolicy | None = None,
+        actions: list[dict[str, Any]] | None = None,
+    ) -> DestinationConfig: ...
+
+    async def list_destinations(self, workspace_id: str | None = None) -> list[DestinationConfig]: ...
+
+    async def set_connection(
+        self, source_id: str, destination_id: str, filters: list[dict[str, Any]] | None = None
+    ) -> Connection: ...
+
+    async def delete_connection(self, source_id: str, destination_id: str) -> bool: ...
+
+    async def list_connections(self) -> list[Connection]: ...
+
+    # deduplication (not configuration: does not bump the version)
+
+    async def mark_seen(
+        self, source_id: str, entries: list[tuple[str, int]], now: float, window_seconds: float
+    ) -> set[str]:
+        """Record ``(message_id, record_id)`` pairs; return the message ids already seen within
+        the window under a different record id (true duplicates). Seeing the same record again
+        (a retried batch) is not a duplicate."""
+        ...
+
+    async def purge_seen(self, older_than: float) -> int: ...
+
+    # destination health (not configuration)
+
+    async def set_destination_health(self, destination_id: str, status: str, reason: str, since: float) -> None: ...
+
+    async def list_destination_health(self) -> list[DestinationHealth]: ...

@@ -33,4 +33,41 @@ SQLITE: list[tuple[int, str]] = [
         INSERT INTO meta (key, value) VALUES ('config_version', '0');
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE destinations (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL REFERENCES workspaces(id),
+            name TEXT NOT NULL,
+            type TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            enabled INTEGER NOT NULL DEFAULT 1,
+            delivery TEXT NOT NULL DEFAULT '{}',
+            actions TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            UNIQUE (workspace_id, name)
+        );
+        CREATE TABLE connections (
+            source_id TEXT NOT NULL REFERENCES sources(id),
+            destination_id TEXT NOT NULL REFERENCES destinations(id),
+            filters TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (source_id, destination_id)
+        );
+        CREATE TABLE seen_messages (
+            source_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            record_id INTEGER NOT NULL,
+            seen_at REAL NOT NULL,
+            PRIMARY KEY (source_id, message_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX seen_messages_at ON seen_messages (seen_at);
+        CREATE TABLE destination_health (
+            destination_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            since REAL NOT NULL
+        );
+        """,
+    ),
 ]

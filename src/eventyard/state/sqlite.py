@@ -14,13 +14,36 @@ import msgspec
 
 from eventyard.errors import NotFound, Terminal, Unavailable
 from eventyard.spec.limits import Limits
-from eventyard.state.base import Source, Token, Workspace
+from eventyard.state.base import (
+    Connection,
+    DeliveryPolicy,
+    DestinationConfig,
+    DestinationHealth,
+    Source,
+    Token,
+    Workspace,
+)
 from eventyard.state.ids import new_id, new_write_key
 from eventyard.state.migrations import SQLITE
 
 T = TypeVar("T")
 
 _SOURCE_COLS = "id, workspace_id, name, write_key, enabled, limits, created_at"
+_DEST_COLS = "id, workspace_id, name, type, settings, enabled, delivery, actions, created_at"
+
+
+def _destination(row: Any) -> DestinationConfig:
+    return DestinationConfig(
+        id=row[0],
+        workspace_id=row[1],
+        name=row[2],
+        type=row[3],
+        settings=msgspec.json.decode(row[4]),
+        enabled=bool(row[5]),
+        delivery=msgspec.json.decode(row[6], type=DeliveryPolicy),
+        actions=msgspec.json.decode(row[7]),
+        created_at=row[8],
+    )
 
 
 def _source(row: Any) -> Source:
@@ -75,7 +98,7 @@ class SQLiteStateStore:
             conn, self._conn = self._conn, None
             await asyncio.to_thread(conn.close)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False) -> T:
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False, bump: bool = True) -> T:
         def call() -> T:
             if self._conn is None:
                 raise Unavailable("the state store is not started")
@@ -266,3 +289,193 @@ class SQLiteStateStore:
             )
 
         await self._run(q, write=True)
+
+    # ------------------------------------------------------------- destinations
+
+    async def create_destination(
+        self,
+        workspace_id: str,
+        name: str,
+        type: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        enabled: bool = True,
+        delivery: DeliveryPolicy | None = None,
+        actions: list[dict[str, Any]] | None = None,
+    ) -> DestinationConfig:
+        dest = DestinationConfig(
+            id=new_id("dst"),
+            workspace_id=workspace_id,
+            name=name,
+            type=type,
+            settings=settings or {},
+            enabled=enabled,
+            delivery=delivery or DeliveryPolicy(),
+            actions=actions or [],
+            created_at=time.time(),
+        )
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                f"INSERT INTO destinations ({_DEST_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    dest.id,
+                    dest.workspace_id,
+                    dest.name,
+                    dest.type,
+                    msgspec.json.encode(dest.settings),
+                    int(dest.enabled),
+                    msgspec.json.encode(dest.delivery),
+                    msgspec.json.encode(dest.actions),
+                    dest.created_at,
+                ),
+            )
+
+        await self._run(q, write=True)
+        return dest
+
+    async def update_destination(
+        self,
+        destination_id: str,
+        *,
+        settings: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+        delivery: DeliveryPolicy | None = None,
+        actions: list[dict[str, Any]] | None = None,
+    ) -> DestinationConfig:
+        def q(c: sqlite3.Connection) -> DestinationConfig:
+            row = c.execute(f"SELECT {_DEST_COLS} FROM destinations WHERE id = ?", (destination_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"destination {destination_id} does not exist")
+            cur = _destination(row)
+            new = msgspec.structs.replace(
+                cur,
+                settings=settings if settings is not None else cur.settings,
+                enabled=enabled if enabled is not None else cur.enabled,
+                delivery=delivery if delivery is not None else cur.delivery,
+                actions=actions if actions is not None else cur.actions,
+            )
+            c.execute(
+                "UPDATE destinations SET settings = ?, enabled = ?, delivery = ?, actions = ? WHERE id = ?",
+                (
+                    msgspec.json.encode(new.settings),
+                    int(new.enabled),
+                    msgspec.json.encode(new.delivery),
+                    msgspec.json.encode(new.actions),
+                    destination_id,
+                ),
+            )
+            return new
+
+        return await self._run(q, write=True)
+
+    async def list_destinations(self, workspace_id: str | None = None) -> list[DestinationConfig]:
+        def q(c: sqlite3.Connection) -> list[DestinationConfig]:
+            if workspace_id is None:
+                rows = c.execute(f"SELECT {_DEST_COLS} FROM destinations ORDER BY created_at")
+            else:
+                rows = c.execute(
+                    f"SELECT {_DEST_COLS} FROM destinations WHERE workspace_id = ? ORDER BY created_at",
+                    (workspace_id,),
+                )
+            return [_destination(r) for r in rows.fetchall()]
+
+        return await self._run(q)
+
+    async def set_connection(
+        self, source_id: str, destination_id: str, filters: list[dict[str, Any]] | None = None
+    ) -> Connection:
+        conn = Connection(source_id, destination_id, filters or [])
+
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO connections (source_id, destination_id, filters) VALUES (?, ?, ?) "
+                "ON CONFLICT (source_id, destination_id) DO UPDATE SET filters = excluded.filters",
+                (source_id, destination_id, msgspec.json.encode(conn.filters)),
+            )
+
+        await self._run(q, write=True)
+        return conn
+
+    async def delete_connection(self, source_id: str, destination_id: str) -> bool:
+        def q(c: sqlite3.Connection) -> bool:
+            cur = c.execute(
+                "DELETE FROM connections WHERE source_id = ? AND destination_id = ?", (source_id, destination_id)
+            )
+            return cur.rowcount > 0
+
+        return await self._run(q, write=True)
+
+    async def list_connections(self) -> list[Connection]:
+        def q(c: sqlite3.Connection) -> list[Connection]:
+            rows = c.execute("SELECT source_id, destination_id, filters FROM connections ORDER BY rowid")
+            return [Connection(r[0], r[1], msgspec.json.decode(r[2])) for r in rows.fetchall()]
+
+        return await self._run(q)
+
+    # ------------------------------------------------------------ deduplication
+
+    async def mark_seen(
+        self, source_id: str, entries: list[tuple[str, int]], now: float, window_seconds: float
+    ) -> set[str]:
+        if not entries:
+            return set()
+
+        def q(c: sqlite3.Connection) -> set[str]:
+            duplicates: set[str] = set()
+            cutoff = now - window_seconds
+            for chunk_start in range(0, len(entries), 400):
+                chunk = entries[chunk_start : chunk_start + 400]
+                marks = ",".join("?" * len(chunk))
+                known = {
+                    row[0]: (row[1], row[2])
+                    for row in c.execute(
+                        f"SELECT message_id, record_id, seen_at FROM seen_messages "
+                        f"WHERE source_id = ? AND message_id IN ({marks})",
+                        (source_id, *(m for m, _ in chunk)),
+                    )
+                }
+                fresh: list[tuple[str, str, int, float]] = []
+                for message_id, record_id in chunk:
+                    prior = known.get(message_id)
+                    if prior is not None and prior[1] >= cutoff:
+                        if prior[0] != record_id:
+                            duplicates.add(message_id)
+                        continue
+                    known[message_id] = (record_id, now)  # a repeat inside this batch is a duplicate
+                    fresh.append((source_id, message_id, record_id, now))
+                c.executemany(
+                    "INSERT INTO seen_messages (source_id, message_id, record_id, seen_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (source_id, message_id) DO UPDATE SET record_id = excluded.record_id, "
+                    "seen_at = excluded.seen_at",
+                    fresh,
+                )
+            return duplicates
+
+        return await self._run(q, write=True, bump=False)
+
+    async def purge_seen(self, older_than: float) -> int:
+        def q(c: sqlite3.Connection) -> int:
+            return c.execute("DELETE FROM seen_messages WHERE seen_at < ?", (older_than,)).rowcount
+
+        return await self._run(q, write=True, bump=False)
+
+    # ----------------------------------------------------------------- health
+
+    async def set_destination_health(self, destination_id: str, status: str, reason: str, since: float) -> None:
+        def q(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO destination_health (destination_id, status, reason, since) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (destination_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, "
+                "since = excluded.since",
+                (destination_id, status, reason, since),
+            )
+
+        await self._run(q, write=True, bump=False)
+
+    async def list_destination_health(self) -> list[DestinationHealth]:
+        def q(c: sqlite3.Connection) -> list[DestinationHealth]:
+            rows = c.execute("SELECT destination_id, status, reason, since FROM destination_health")
+            return [DestinationHealth(*r) for r in rows.fetchall()]
+
+        return await self._run(q)
