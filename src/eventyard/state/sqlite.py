@@ -110,7 +110,10 @@ class SQLiteStateStore:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
                         result = fn(conn)
-                        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version'")
+                        if bump:
+                            conn.execute(
+                                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'config_version'"
+                            )
                         conn.execute("COMMIT")
                         return result
                     except BaseException:
