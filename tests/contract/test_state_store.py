@@ -91,9 +91,10 @@ async def test_mark_seen_finds_duplicates_within_the_window(state_store: StateSt
     # the same records again (a retried batch) are not duplicates
     assert await state_store.mark_seen("s", [("m1", 1)], now=1001.0, window_seconds=60) == set()
     # another record with a known message id is
-    assert await state_store.mark_seen("s", [("m1", 7), ("m3", 8)], now=1002.0, window_seconds=60) == {"m1"}
-    # a repeat inside one batch is a duplicate too
-    assert await state_store.mark_seen("s", [("m9", 10), ("m9", 11)], now=1002.0, window_seconds=60) == {"m9"}
+    assert await state_store.mark_seen("s", [("m1", 7), ("m3", 8)], now=1002.0, window_seconds=60) == {7}
+    # a repeat inside one batch is a duplicate too; the retried first record is not
+    assert await state_store.mark_seen("s", [("m9", 10), ("m9", 11)], now=1002.0, window_seconds=60) == {11}
+    assert await state_store.mark_seen("s", [("m9", 10), ("m9", 12)], now=1002.0, window_seconds=60) == {12}
     # per source
     assert await state_store.mark_seen("other", [("m1", 9)], now=1003.0, window_seconds=60) == set()
     # outside the window it is new again

@@ -8,7 +8,7 @@ import sys
 import typer
 
 from eventyard.cli.common import console, fail
-from eventyard.control import workspace_file
+from eventyard.control import workspace_apply, workspace_file
 from eventyard.errors import ConfigFileError, EventyardError
 from eventyard.runtime.components import make_state
 from eventyard.runtime.settings import Settings
@@ -24,7 +24,7 @@ def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
         state = make_state(settings)
         await state.start()
         try:
-            changes = await workspace_file.plan(state, desired)
+            changes = await workspace_apply.plan(state, desired)
             if not changes:
                 console.print("no changes: the state already matches the file")
                 return
@@ -38,7 +38,7 @@ def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
             if not yes and sys.stdin.isatty() and not typer.confirm("apply these changes?"):
                 console.print("nothing applied")
                 return
-            await workspace_file.apply(state, desired)
+            await workspace_apply.apply(state, desired)
             console.print("[bold green]applied[/]")
             for ws in desired.workspaces:
                 found = await state.workspace_by_name(ws.name)

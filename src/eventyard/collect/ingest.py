@@ -13,15 +13,15 @@ from typing import Any
 
 import msgspec
 
+from eventyard.log import topics
 from eventyard.log.base import EventLog
 from eventyard.quality.metrics import Metrics
 from eventyard.spec.messages import BatchBody
 from eventyard.spec.normalize import Envelope, EventRejected, normalize
 from eventyard.state.base import Source
 
-INGEST_TOPIC = "ingest"
-#: Refused events, kept for the live view and the debugger (archived: nothing consumes them).
-REJECTED_TOPIC = "rejected"
+INGEST_TOPIC = topics.INGEST
+REJECTED_TOPIC = topics.REJECTED
 
 #: How much of a refused body is kept in its ``rejected`` record.
 EXCERPT_BYTES = 4096

@@ -20,22 +20,12 @@ from starlette.routing import Route
 
 from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
+from eventyard.control.delivery_api import delivery_routes
+from eventyard.control.errors import ApiError, json_response
 from eventyard.quality import live
 from eventyard.runtime.components import Components
 from eventyard.state.base import Source
 from eventyard.state.ids import hash_token
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
 
 
 def source_view(source: Source) -> dict[str, Any]:
@@ -206,6 +196,7 @@ def create_control_app(components: Components) -> Starlette:
         Route("/api/v1/sources/{source}/events", recent_events),
         Route("/api/v1/log", log_stats),
         Route("/api/v1/live", live_stream),
+        *delivery_routes(components, require_admin),
     ]
     return Starlette(
         routes=routes,

@@ -17,16 +17,17 @@ updates; it never deletes what the file does not mention.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 
-from eventyard.errors import ConfigFileError
+from eventyard.destinations import registry
+from eventyard.errors import ConfigError, ConfigFileError
+from eventyard.route.routing import build_actions, build_filters
 from eventyard.spec.limits import Limits
-from eventyard.state.base import StateStore
+from eventyard.state.base import DeliveryPolicy
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -44,18 +45,50 @@ class SourceDecl(msgspec.Struct, forbid_unknown_fields=True):
             raise ValueError("`write_key` must be at least 8 characters")
 
 
+class DestinationDecl(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    #: Registered destination type: webhook, file, function, nats, ... (``eventyard destinations types``).
+    type: str
+    settings: dict[str, Any] = {}
+    enabled: bool = True
+    delivery: DeliveryPolicy = DeliveryPolicy()
+    #: Actions-style mappings ``[{name, trigger, mapping, enabled}]``: the first whose FQL trigger
+    #: matches shapes the payload; events matching none are filtered (``mapping_trigger``).
+    mappings: list[dict[str, Any]] = []
+
+    def __post_init__(self) -> None:
+        if not re.match(_NAME, self.name):
+            raise ValueError(f"destination name {self.name!r} must be 1-64 letters, digits, '_', '.', '-'")
+
+
+class ConnectionDecl(msgspec.Struct, forbid_unknown_fields=True):
+    source: str
+    destination: str
+    #: Destination filters ``[{title, if, actions: [...]}]`` (see docs/filters-and-fql.md).
+    filters: list[dict[str, Any]] = []
+
+
 class WorkspaceDecl(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     sources: list[SourceDecl] = []
+    destinations: list[DestinationDecl] = []
+    connections: list[ConnectionDecl] = []
 
     def __post_init__(self) -> None:
         if not re.match(_NAME, self.name):
             raise ValueError(f"workspace name {self.name!r} must be 1-64 letters, digits, '_', '.', '-'")
-        seen: set[str] = set()
-        for s in self.sources:
-            if s.name in seen:
-                raise ValueError(f"source {s.name!r} is declared twice")
-            seen.add(s.name)
+        for kind, names in (
+            ("source", [s.name for s in self.sources]),
+            ("destination", [d.name for d in self.destinations]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"{kind} {name!r} is declared twice")
+                seen.add(name)
+        pairs = [(c.source, c.destination) for c in self.connections]
+        if len(pairs) != len(set(pairs)):
+            raise ValueError("a source-destination pair is connected twice; merge their filters")
 
 
 class WorkspaceFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,17 +144,62 @@ def parse(text: str, filename: str = "<input>") -> WorkspaceFile:
     if not isinstance(data, dict):
         raise ConfigFileError(filename, 1, 1, "the file must hold a mapping with a `workspaces` list")
     try:
-        return msgspec.convert(data, WorkspaceFile)
+        parsed = msgspec.convert(data, WorkspaceFile)
     except msgspec.ValidationError as exc:
         message = str(exc)
         path = "$"
         if " - at `" in message:
             message, _, rest = message.rpartition(" - at `")
             path = rest.rstrip("`")
-        unknown = re.search(r"unknown field `([^`]+)`", message)
-        pos = _locate(root, path, unknown.group(1) if unknown else None)
-        where = f" (at {path})" if path != "$" else ""
-        raise ConfigFileError(filename, pos[0] if pos else None, pos[1] if pos else None, message + where) from None
+        raise _positioned(filename, root, path, message) from None
+    problem = check(parsed)
+    if problem is not None:
+        raise _positioned(filename, root, problem[0], problem[1])
+    return parsed
+
+
+def _positioned(filename: str, root: yaml.Node | None, path: str, message: str) -> ConfigFileError:
+    unknown = re.search(r"unknown field `([^`]+)`", message)
+    pos = _locate(root, path, unknown.group(1) if unknown else None)
+    where = f" (at {path})" if path != "$" else ""
+    return ConfigFileError(filename, pos[0] if pos else None, pos[1] if pos else None, message + where)
+
+
+def check(parsed: WorkspaceFile) -> tuple[str, str] | None:
+    """Checks beyond the shape: destination types and settings, FQL, mappings, references.
+
+    Returns ``(path, message)`` of the first problem, or ``None``.
+    """
+    for w, ws in enumerate(parsed.workspaces):
+        for d, dest in enumerate(ws.destinations):
+            at = f"$.workspaces[{w}].destinations[{d}]"
+            try:
+                cls = registry.load(dest.type)
+            except ConfigError as exc:
+                return f"{at}.type", str(exc)
+            try:
+                msgspec.convert(dest.settings, cls.Settings)
+            except msgspec.ValidationError as exc:
+                message, _, rest = str(exc).rpartition(" - at `")
+                inner = rest.rstrip("`")[1:] if message else ""
+                return f"{at}.settings{inner}", f"{dest.type} settings: {message or exc}"
+            try:
+                build_actions(dest.mappings)
+            except ConfigError as exc:
+                return f"{at}.mappings", str(exc)
+        names = {s.name for s in ws.sources}
+        dests = {d.name for d in ws.destinations}
+        for c, conn in enumerate(ws.connections):
+            at = f"$.workspaces[{w}].connections[{c}]"
+            if conn.source not in names:
+                return f"{at}.source", f"no source {conn.source!r} is declared in workspace {ws.name!r}"
+            if conn.destination not in dests:
+                return f"{at}.destination", f"no destination {conn.destination!r} is declared in workspace {ws.name!r}"
+            try:
+                build_filters(conn.filters)
+            except ConfigError as exc:
+                return f"{at}.filters", str(exc)
+    return None
 
 
 def load(path: str | Path) -> WorkspaceFile:
@@ -131,83 +209,3 @@ def load(path: str | Path) -> WorkspaceFile:
     except OSError as exc:
         raise ConfigFileError(str(p), None, None, f"cannot read the file: {exc.strerror}") from None
     return parse(text, str(p))
-
-
-# -------------------------------------------------------------------------- diff and apply
-
-
-@dataclass
-class Change:
-    action: str  # "create" | "update"
-    kind: str  # "workspace" | "source"
-    name: str
-    details: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        sign = "+" if self.action == "create" else "~"
-        text = f"{sign} {self.kind} {self.name}"
-        if self.details:
-            text += ": " + "; ".join(self.details)
-        return text
-
-
-def _limits_diff(old: Limits, new: Limits) -> list[str]:
-    return [
-        f"{name} {getattr(old, name)} -> {getattr(new, name)}"
-        for name in Limits.__struct_fields__
-        if getattr(old, name) != getattr(new, name)
-    ]
-
-
-async def plan(state: StateStore, desired: WorkspaceFile) -> list[Change]:
-    changes: list[Change] = []
-    for ws in desired.workspaces:
-        current = await state.workspace_by_name(ws.name)
-        existing = {s.name: s for s in await state.list_sources(current.id)} if current else {}
-        if current is None:
-            changes.append(Change("create", "workspace", ws.name))
-        for src in ws.sources:
-            label = f"{ws.name}/{src.name}"
-            old = existing.get(src.name)
-            if old is None:
-                details = [] if src.enabled else ["disabled"]
-                changes.append(Change("create", "source", label, details))
-                continue
-            details = []
-            if src.write_key is not None and src.write_key != old.write_key:
-                details.append("write key changed")
-            if src.enabled != old.enabled:
-                details.append(f"enabled {str(old.enabled).lower()} -> {str(src.enabled).lower()}")
-            details += _limits_diff(old.limits, src.limits)
-            if details:
-                changes.append(Change("update", "source", label, details))
-    return changes
-
-
-async def apply(state: StateStore, desired: WorkspaceFile) -> list[Change]:
-    """Bring the state in line with the file; returns what changed (empty when in sync)."""
-    changes = await plan(state, desired)
-    for ws in desired.workspaces:
-        current = await state.workspace_by_name(ws.name)
-        if current is None:
-            current = await state.create_workspace(ws.name)
-        existing = {s.name: s for s in await state.list_sources(current.id)}
-        for src in ws.sources:
-            old = existing.get(src.name)
-            if old is None:
-                await state.create_source(
-                    current.id, src.name, write_key=src.write_key, enabled=src.enabled, limits=src.limits
-                )
-            elif (
-                (src.write_key is not None and src.write_key != old.write_key)
-                or src.enabled != old.enabled
-                or src.limits != old.limits
-            ):
-                await state.update_source(old.id, write_key=src.write_key, enabled=src.enabled, limits=src.limits)
-    return changes
-
-
-def dump(workspaces: list[tuple[str, list[dict[str, Any]]]]) -> str:
-    """YAML for the given workspaces and their sources (used by export)."""
-    doc = {"workspaces": [{"name": name, "sources": sources} for name, sources in workspaces]}
-    return yaml.safe_dump(doc, sort_keys=False)

@@ -150,6 +150,11 @@ class Destination(ABC):
         self.settings = settings
         self.context = context
 
+    @classmethod
+    def capabilities_for(cls, settings: Any) -> Capabilities:
+        """Capabilities for these settings (e.g. a batching mode); by default ``capabilities``."""
+        return cls.capabilities
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections; import heavy dependencies here."""
 

@@ -126,8 +126,34 @@ class EventLog(Protocol):
         """
         ...
 
-    async def lease(self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0) -> list[LeasedRecord]:
-        """Lease up to ``limit`` due records, oldest first."""
+    async def lease(
+        self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0, ordered: bool = False
+    ) -> list[LeasedRecord]:
+        """Lease up to ``limit`` due records, oldest first.
+
+        ``ordered=True`` leases a record only when no older unfinished record has the same key,
+        so one key's records are processed strictly in order while other keys flow.
+        """
+        ...
+
+    async def commit(self, tx: Transaction) -> list[int]:
+        """Apply ``tx`` atomically; returns the ids of its appends."""
+        ...
+
+    async def trace(self, message_id: str) -> list[TraceEntry]:
+        """Every trace entry of an event, oldest first."""
+        ...
+
+    async def trace_counts(self, since: float, bucket_seconds: int = 300) -> list[TraceCount]:
+        """Trace entries since ``since`` counted per time bucket, destination, step and reason."""
+        ...
+
+    async def delivery_latencies(self, destination_id: str, since: float) -> list[float]:
+        """``latency_ms`` of deliveries to a destination since ``since``."""
+        ...
+
+    async def first_id_at(self, topic: str, at: float) -> int:
+        """The id just before the first record of ``topic`` appended at or after ``at``."""
         ...
 
     async def ack(self, ids: Sequence[int]) -> None:
@@ -161,6 +187,10 @@ class EventLog(Protocol):
 
     def backlog_estimate(self, topic: str) -> int:
         """A cheap, possibly stale count of unfinished records, for admission control."""
+        ...
+
+    def backlog_topics(self) -> list[str]:
+        """Topics that have (or recently had) unfinished records, cheaply."""
         ...
 
     async def stats(self, topic: str) -> TopicStats:

@@ -160,6 +160,9 @@ class MemoryEventLog:
     async def last_id(self) -> int:
         return self._next - 1
 
+    def backlog_topics(self) -> list[str]:
+        return sorted({r.topic for r in self._rows.values() if r.state == 0})
+
     def backlog_estimate(self, topic: str) -> int:
         return sum(1 for r in self._rows.values() if r.topic == topic and r.state == 0)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, disable_created_metrics, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -67,6 +67,43 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.pipeline_events = Counter(
+            "eventyard_pipeline_events",
+            "Events leaving the unify pipeline, by outcome (kept, failed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.pipeline_dropped = Counter(
+            "eventyard_pipeline_dropped",
+            "Events dropped by a unify stage, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.filtered = Counter(
+            "eventyard_filtered",
+            "Events not sent to a destination, by reason",
+            ["destination", "reason"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "eventyard_deliveries",
+            "Delivery outcomes per destination (delivered, retry, failed, dropped, dead_lettered)",
+            ["destination", "outcome"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "eventyard_delivery_latency_seconds",
+            "Time from receipt to successful delivery",
+            ["destination"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=self.registry,
+        )
+        self.destination_degraded = Gauge(
+            "eventyard_destination_degraded",
+            "1 while a destination keeps failing (it is never disabled)",
+            ["destination"],
+            registry=self.registry,
+        )
         self.sdk_metrics = Counter(
             "eventyard_sdk_metrics_reports",
             "Usage-metrics reports posted by browser SDKs (acknowledged, not stored)",

@@ -5,20 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 
 from eventyard.collect.sources import SourceDirectory
+from eventyard.log import topics
 from eventyard.log.base import EventLog
 from eventyard.log.sqlite import SQLiteEventLog
 from eventyard.quality.metrics import Metrics
+from eventyard.route.fanout import Fanout
+from eventyard.route.manager import DeliveryManager
+from eventyard.route.routing import RoutingTable
 from eventyard.runtime.settings import Settings
 from eventyard.state.base import StateStore
 from eventyard.state.sqlite import SQLiteStateStore
+from eventyard.unify.context import StageContext
+from eventyard.unify.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("ingest",)
+
+def backlog_topics(event_log: EventLog) -> list[str]:
+    return sorted({topics.INGEST, *(t for t in event_log.backlog_topics() if t.startswith(topics.DELIVER_PREFIX))})
 
 
 def make_log(settings: Settings) -> EventLog:
@@ -36,15 +46,36 @@ class Components:
     state: StateStore
     metrics: Metrics
     sources: SourceDirectory
+    routing: RoutingTable
+    fanout: Fanout
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _workers: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.state.start()
         await self.log.start()
         await self.sources.start()
+        self._stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="eventyard-housekeeping"))
+        consumer = f"{socket.gethostname()}:{os.getpid()}"
+        if "unify" in self.settings.roles:
+            ctx = StageContext(self.state, dedupe_window_seconds=self.settings.dedupe_window_hours * 3600)
+            runner = PipelineRunner(self.log, ctx, self.fanout, self.metrics, consumer)
+            self._workers.append(asyncio.create_task(runner.run(self._stop), name="eventyard-pipeline"))
+        if "route" in self.settings.roles:
+            manager = DeliveryManager(self.log, self.state, self.metrics, self.settings.data_path, consumer)
+            self._workers.append(asyncio.create_task(manager.run(self._stop), name="eventyard-delivery"))
 
     async def close(self) -> None:
+        self._stop.set()
+        if self._workers:
+            await asyncio.wait(self._workers, timeout=30)
+            for task in self._workers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._workers.clear()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -66,6 +97,7 @@ class Components:
                     await refresh()
                 if time.time() - last_purge > 3600:
                     last_purge = time.time()
+                    await self.state.purge_seen(time.time() - self.settings.dedupe_window_hours * 3600)
                     purged = await self.log.purge_acked(time.time() - retention)
                     if purged:
                         log.info("purged %d processed records older than the retention", purged)
@@ -78,7 +110,8 @@ def build(settings: Settings) -> Components:
     event_log = make_log(settings)
     metrics = Metrics()
     metrics.watch_log(
-        lambda: {t: event_log.backlog_estimate(t) for t in TOPICS},
+        lambda: {t: event_log.backlog_estimate(t) for t in backlog_topics(event_log)},
         getattr(event_log, "disk_bytes", lambda: None),
     )
-    return Components(settings, event_log, state, metrics, SourceDirectory(state))
+    routing = RoutingTable(state)
+    return Components(settings, event_log, state, metrics, SourceDirectory(state), routing, Fanout(routing, metrics))

@@ -45,6 +45,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: Take the client address from X-Forwarded-For (only behind a trusted proxy).
     trust_forwarded_for: bool = False
     log_level: str = "info"
+    #: messageId deduplication window per source.
+    dedupe_window_hours: float = 24.0
+    #: What this process runs: any of collect, unify, route (control always runs).
+    roles: tuple[str, ...] = ("collect", "unify", "route")
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -53,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("`backlog_limit` must be positive")
         if self.log_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("`log_synchronous` must be FULL, NORMAL or EXTRA")
+        unknown = set(self.roles) - {"collect", "unify", "route", "control"}
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; use collect, unify, route, control")
+        if self.dedupe_window_hours <= 0:
+            raise ValueError("`dedupe_window_hours` must be positive")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise ValueError("`log_level` must be one of critical, error, warning, info, debug")
 

@@ -182,10 +182,11 @@ class StateStore(Protocol):
 
     async def mark_seen(
         self, source_id: str, entries: list[tuple[str, int]], now: float, window_seconds: float
-    ) -> set[str]:
-        """Record ``(message_id, record_id)`` pairs; return the message ids already seen within
-        the window under a different record id (true duplicates). Seeing the same record again
-        (a retried batch) is not a duplicate."""
+    ) -> set[int]:
+        """Record ``(message_id, record_id)`` pairs; return the record ids whose message id was
+        already seen within the window on a different record (true duplicates, including a
+        repeat inside ``entries``). Seeing the same record again (a retried batch) is not a
+        duplicate."""
         ...
 
     async def purge_seen(self, older_than: float) -> int: ...

@@ -420,12 +420,12 @@ class SQLiteStateStore:
 
     async def mark_seen(
         self, source_id: str, entries: list[tuple[str, int]], now: float, window_seconds: float
-    ) -> set[str]:
+    ) -> set[int]:
         if not entries:
             return set()
 
-        def q(c: sqlite3.Connection) -> set[str]:
-            duplicates: set[str] = set()
+        def q(c: sqlite3.Connection) -> set[int]:
+            duplicates: set[int] = set()
             cutoff = now - window_seconds
             for chunk_start in range(0, len(entries), 400):
                 chunk = entries[chunk_start : chunk_start + 400]
@@ -443,7 +443,7 @@ class SQLiteStateStore:
                     prior = known.get(message_id)
                     if prior is not None and prior[1] >= cutoff:
                         if prior[0] != record_id:
-                            duplicates.add(message_id)
+                            duplicates.add(record_id)
                         continue
                     known[message_id] = (record_id, now)  # a repeat inside this batch is a duplicate
                     fresh.append((source_id, message_id, record_id, now))

@@ -1,0 +1,85 @@
+"""The delivery overview: per destination, what happened to events over recent time buckets.
+
+Built from the trace entries kept with the log (so it covers every process) plus the live
+queue counts: received, filtered (by reason), retrying, dead-lettered, delivered, delivery
+latency percentiles, and the destination's health. Refusals at ingest are counted per
+source from the ``rejected`` topic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventyard.log import topics
+from eventyard.log.base import EventLog
+from eventyard.state.base import StateStore
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+async def destination_overview(
+    log: EventLog, state: StateStore, since: float, bucket_seconds: int = 300
+) -> list[dict[str, Any]]:
+    counts = await log.trace_counts(since, bucket_seconds)
+    health = {h.destination_id: h for h in await state.list_destination_health()}
+    out = []
+    for dest in await state.list_destinations():
+        buckets: dict[float, dict[str, Any]] = {}
+        totals: dict[str, Any] = {"queued": 0, "delivered": 0, "retrying": 0, "dead_lettered": 0, "filtered": {}}
+        for c in counts:
+            if c.destination_id != dest.id:
+                continue
+            b = buckets.setdefault(
+                c.bucket,
+                {"start": c.bucket, "queued": 0, "delivered": 0, "retrying": 0, "dead_lettered": 0, "filtered": {}},
+            )
+            for target in (b, totals):
+                if c.step == "filtered":
+                    target["filtered"][c.reason] = target["filtered"].get(c.reason, 0) + c.count
+                elif c.step in ("queued", "replayed", "resent"):
+                    target["queued"] += c.count
+                elif c.step in ("delivered", "retrying", "dead_lettered"):
+                    target[c.step] += c.count
+                elif c.step == "dropped_by_destination":
+                    target["filtered"]["destination"] = target["filtered"].get("destination", 0) + c.count
+        stats = await log.stats(topics.deliver(dest.id))
+        latencies = await log.delivery_latencies(dest.id, since)
+        h = health.get(dest.id)
+        out.append(
+            {
+                "id": dest.id,
+                "name": dest.name,
+                "type": dest.type,
+                "enabled": dest.enabled,
+                "health": {"status": h.status, "reason": h.reason, "since": h.since} if h else {"status": "healthy"},
+                "totals": {**totals, "received": totals["queued"] + sum(totals["filtered"].values())},
+                "queue": {
+                    "ready": stats.ready,
+                    "in_flight": stats.leased,
+                    "waiting_retry": stats.scheduled,
+                    "dead_letters": stats.dead,
+                },
+                "latency_ms": {f"p{p}": percentile(latencies, p) for p in (50, 95, 99)},
+                "buckets": [
+                    {**b, "received": b["queued"] + sum(b["filtered"].values())} for _, b in sorted(buckets.items())
+                ],
+            }
+        )
+    return out
+
+
+async def ingest_overview(log: EventLog, since: float) -> dict[str, Any]:
+    """Accepted and dropped-in-pipeline counts, and refusals at ingest per source and reason."""
+    counts = await log.trace_counts(since, 3600 * 24 * 365)
+    accepted = sum(c.count for c in counts if c.step == "accepted")
+    dropped: dict[str, int] = {}
+    for c in counts:
+        if c.step == "dropped":
+            dropped[c.reason] = dropped.get(c.reason, 0) + c.count
+    return {"accepted": accepted, "dropped": dropped}

@@ -1,0 +1,1 @@
+"""Route: fan-out to destinations, delivery with retries, dead letters, replay."""

@@ -1,0 +1,141 @@
+"""The routing table: for each source, its connected destinations with compiled filters and mappings.
+
+Built from the state store and rebuilt when the configuration version changes (checked at
+most once a second), so the pipeline never compiles FQL or mappings per event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from eventyard.destinations import registry
+from eventyard.destinations.base import Capabilities
+from eventyard.errors import ConfigError
+from eventyard.state.base import DestinationConfig, StateStore
+
+log = logging.getLogger(__name__)
+
+
+class FilterChain(Protocol):
+    def apply(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
+        """The (possibly changed) event, or ``None`` with a reason code and detail."""
+        ...
+
+
+class ActionSet(Protocol):
+    def select(self, event: dict[str, Any]) -> tuple[str, Any] | None:
+        """(action name, payload) of the first matching action, or ``None``."""
+        ...
+
+
+class _Broken:
+    """Stands in for filters or mappings that no longer compile: every event is held back
+    with reason ``config_error`` (visible in the trace and metrics), never sent half-checked."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    def apply(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
+        return None, "config_error", self.error
+
+    def select(self, event: dict[str, Any]) -> tuple[str, Any] | None:
+        return None
+
+
+@dataclass
+class Route:
+    config: DestinationConfig
+    capabilities: Capabilities
+    #: Names the integrations object may use for this destination (its name, then its type).
+    integration_names: tuple[str, ...]
+    filters: FilterChain | None = None
+    actions: ActionSet | None = None
+
+
+@dataclass
+class Routes:
+    version: int
+    by_source: dict[str, list[Route]] = field(default_factory=dict)
+    destinations: dict[str, DestinationConfig] = field(default_factory=dict)
+
+
+def capabilities_of(config: DestinationConfig) -> Capabilities:
+    cls = registry.load(config.type)
+    return cls.capabilities_for(msgspec.convert(config.settings, cls.Settings))
+
+
+def build_filters(specs: list[dict[str, Any]]) -> FilterChain | None:
+    if not specs:
+        return None
+    from eventyard.route.filter_chain import compile_chain
+
+    chain: FilterChain = compile_chain(specs)
+    return chain
+
+
+def build_actions(specs: list[dict[str, Any]]) -> ActionSet | None:
+    if not specs:
+        return None
+    from eventyard.route.action_set import compile_action_set
+
+    actions: ActionSet = compile_action_set(specs)
+    return actions
+
+
+class RoutingTable:
+    def __init__(self, state: StateStore, clock: Callable[[], float] = time.monotonic) -> None:
+        self.state = state
+        self.clock = clock
+        self._routes: Routes | None = None
+        self._checked = 0.0
+
+    async def current(self) -> Routes:
+        now = self.clock()
+        if self._routes is not None and now - self._checked < 1.0:
+            return self._routes
+        self._checked = now
+        version = await self.state.config_version()
+        if self._routes is None or self._routes.version != version:
+            self._routes = await self.build(version)
+        return self._routes
+
+    async def build(self, version: int) -> Routes:
+        destinations = {d.id: d for d in await self.state.list_destinations()}
+        routes = Routes(version, destinations=destinations)
+        compiled: dict[str, Route] = {}
+        for dest in destinations.values():
+            try:
+                caps = capabilities_of(dest)
+            except Exception as exc:
+                log.error("destination %s cannot be loaded: %s", dest.name, exc)
+                caps = Capabilities()
+                broken: _Broken | None = _Broken(f"destination cannot be loaded: {exc}")
+            else:
+                broken = None
+            try:
+                actions = build_actions(dest.actions)
+            except ConfigError as exc:
+                actions = _Broken(f"mappings do not compile: {exc}")
+            route = Route(dest, caps, (dest.name, dest.type), actions=actions)
+            if broken is not None:
+                route.filters = broken
+            compiled[dest.id] = route
+        for conn in await self.state.list_connections():
+            base = compiled.get(conn.destination_id)
+            if base is None:
+                continue
+            filters: FilterChain | None = base.filters
+            if filters is None:
+                try:
+                    filters = build_filters(conn.filters)
+                except ConfigError as exc:
+                    filters = _Broken(f"filters do not compile: {exc}")
+            route = Route(base.config, base.capabilities, base.integration_names, filters, base.actions)
+            routes.by_source.setdefault(conn.source_id, []).append(route)
+        return routes

@@ -1,0 +1,1 @@
+"""Unify: the stages every stored event passes through before it is routed."""

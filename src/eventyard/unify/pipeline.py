@@ -1,0 +1,34 @@
+"""The order of the unify stages, written once.
+
+Each stage is ``async def run(batch, ctx) -> StageResult``: it keeps, drops (with a reason
+code) or fails events. Adding a stage is a new module and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from eventyard.spec.pipeline import Dropped, Failed, PipelineEvent, StageResult
+from eventyard.unify import dedupe
+from eventyard.unify.context import StageContext
+
+Stage = Callable[[list[PipelineEvent], StageContext], Awaitable[StageResult]]
+
+STAGES: list[tuple[str, Stage]] = [
+    ("dedupe", dedupe.run),
+]
+
+
+async def run_pipeline(batch: list[PipelineEvent], ctx: StageContext) -> StageResult:
+    """Run every stage in order; drops and failures of each stage are collected."""
+    dropped: list[Dropped] = []
+    failed: list[Failed] = []
+    current = batch
+    for _name, stage in STAGES:
+        if not current:
+            break
+        result = await stage(current, ctx)
+        dropped += result.dropped
+        failed += result.failed
+        current = result.kept
+    return StageResult(current, dropped, failed)

@@ -1,0 +1,182 @@
+"""The pipeline runner and fan-out: dedupe, the integrations object, one job per destination, trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from eventyard.destinations.base import Capabilities
+from eventyard.log import topics
+from eventyard.log.memory import MemoryEventLog
+from eventyard.quality.metrics import Metrics
+from eventyard.route import jobs
+from eventyard.route.fanout import Fanout, integrations_allow
+from eventyard.route.replay import replay
+from eventyard.route.routing import Route, Routes, RoutingTable
+from eventyard.state.base import DestinationConfig
+from eventyard.state.sqlite import SQLiteStateStore
+from eventyard.unify.context import StageContext
+from eventyard.unify.runner import PipelineRunner
+
+
+class FixedTable(RoutingTable):
+    def __init__(self, routes: Routes) -> None:
+        self.routes = routes
+
+    async def current(self) -> Routes:
+        return self.routes
+
+
+class KeepUnless:
+    """A filter chain stand-in: drops events whose event name is in ``names``."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    def apply(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
+        if event.get("event") in self.names:
+            return None, "filter", "drop test events"
+        return event, "", ""
+
+
+class RenameTo:
+    def select(self, event: dict[str, Any]) -> tuple[str, Any] | None:
+        if event.get("type") != "track":
+            return None
+        return "rename", {"name": event["event"]}
+
+
+def route(dest_id: str, name: str, **kw: Any) -> Route:
+    config = DestinationConfig(dest_id, "ws", name, "webhook", enabled=kw.pop("enabled", True))
+    caps = kw.pop("caps", Capabilities())
+    return Route(config, caps, (name, "webhook"), **kw)
+
+
+def test_integrations_object_as_segment_defines_it() -> None:
+    names = ("Hook", "webhook")
+    assert integrations_allow({}, names)
+    assert integrations_allow({"integrations": {}}, names)
+    assert not integrations_allow({"integrations": {"All": False}}, names)
+    assert integrations_allow({"integrations": {"All": False, "Hook": True}}, names)
+    assert integrations_allow({"integrations": {"All": False, "Hook": {"opt": 1}}}, names)
+    assert not integrations_allow({"integrations": {"Hook": False}}, names)
+    assert integrations_allow({"integrations": {"hook": False}}, names)  # case-sensitive
+    assert not integrations_allow({"integrations": {"All": True, "webhook": False}}, names)
+
+
+async def make(tmp_path: Path, routes: dict[str, list[Route]]) -> tuple[MemoryEventLog, PipelineRunner, Fanout]:
+    log = MemoryEventLog()
+    state = SQLiteStateStore(tmp_path / "state.sqlite3")
+    await state.start()
+    table = FixedTable(Routes(1, routes, {r.config.id: r.config for rs in routes.values() for r in rs}))
+    fanout = Fanout(table, Metrics())
+    runner = PipelineRunner(log, StageContext(state), fanout, Metrics(), "test")
+    return log, runner, fanout
+
+
+async def ingest(log: MemoryEventLog, source: str, *events: dict[str, Any]) -> None:
+    await log.append(topics.INGEST, [(source, msgspec.json.encode(e)) for e in events])
+
+
+def ev(mid: str, **kw: Any) -> dict[str, Any]:
+    return {"type": "track", "event": "Clicked", "userId": "u1", "messageId": mid, **kw}
+
+
+async def test_one_job_per_connected_destination_and_a_reason_for_every_other(tmp_path: Path) -> None:
+    routes = {
+        "web": [
+            route("d1", "Hook"),
+            route("d2", "Off", enabled=False),
+            route("d3", "Filtered", filters=KeepUnless("Test")),
+            route("d4", "Mapped", actions=RenameTo()),
+            route("d5", "IdentifyOnly", caps=Capabilities(event_types=frozenset({"identify"}))),
+        ]
+    }
+    log, runner, _ = await make(tmp_path, routes)
+    await ingest(
+        log,
+        "web",
+        ev("m1"),
+        ev("m2", event="Test"),
+        ev("m3", integrations={"All": False, "Mapped": True}),
+        {"type": "page", "userId": "u1", "messageId": "m4"},
+    )
+    assert await runner.step() == 4
+    assert (await log.stats(topics.INGEST)).acked == 4
+
+    def queued(dest: str) -> list[str]:
+        return [jobs.decode(r.payload).message_id for r in records[dest]]
+
+    records = {d: await log.read(topics.deliver(d)) for d in ("d1", "d2", "d3", "d4", "d5")}
+    assert queued("d1") == ["m1", "m2", "m4"]
+    assert queued("d2") == []
+    assert queued("d3") == ["m1", "m4"]
+    assert queued("d4") == ["m1", "m2", "m3"]
+    assert queued("d5") == []
+    mapped = jobs.decode(records["d4"][0].payload)
+    assert (mapped.action, mapped.payload, mapped.body()) == ("rename", {"name": "Clicked"}, {"name": "Clicked"})
+    assert records["d1"][0].key == "u1"  # keyed by user for ordering
+
+    reasons = {(e.destination_id, e.reason) for e in await log.trace("m2") if e.step == "filtered"}
+    assert reasons == {("d2", "destination_disabled"), ("d3", "filter"), ("d5", "unsupported_type")}
+    m3 = {(e.destination_id, e.reason) for e in await log.trace("m3") if e.step == "filtered"}
+    assert ("d1", "integrations") in m3
+    m4 = {(e.destination_id, e.reason) for e in await log.trace("m4") if e.step == "filtered"}
+    assert ("d4", "mapping_trigger") in m4
+    assert (await log.trace("m1"))[0].step == "accepted"
+
+
+async def test_duplicates_are_dropped_with_a_reason_and_survive_a_retried_batch(tmp_path: Path) -> None:
+    log, runner, _ = await make(tmp_path, {"web": [route("d1", "Hook")]})
+    await ingest(log, "web", ev("m1"), ev("m1"), ev("m2"))
+    await runner.step()
+    await ingest(log, "web", ev("m2"), ev("m3"))
+    await runner.step()
+    queued = [jobs.decode(r.payload).message_id for r in await log.read(topics.deliver("d1"))]
+    assert queued == ["m1", "m2", "m3"]
+    dropped = [e for e in await log.trace("m1") if e.step == "dropped"]
+    assert [d.reason for d in dropped] == ["duplicate_message_id"]
+    # another source may reuse a messageId
+    await ingest(log, "ios", ev("m1"))
+    await runner.step()
+    assert not [e for e in await log.trace("m1") if e.step == "dropped" and e.source_id == "ios"]
+
+
+async def test_a_crash_before_commit_neither_loses_nor_doubles(tmp_path: Path) -> None:
+    log, runner, _ = await make(tmp_path, {"web": [route("d1", "Hook")]})
+    await ingest(log, "web", ev("m1"), ev("m2"))
+
+    class Crash(Exception):
+        pass
+
+    original = log.commit
+
+    async def crashing_commit(tx: Any) -> list[int]:
+        raise Crash()
+
+    log.commit = crashing_commit  # type: ignore[method-assign]
+    runner.lease_seconds = 0  # the crashed batch's leases expire at once
+    with pytest.raises(Crash):
+        await runner.step()
+    log.commit = original  # type: ignore[method-assign]
+    # the dedupe marks were written, the log commit was not: the batch comes back and its own
+    # records are not taken for duplicates
+    await runner.step()
+    queued = [jobs.decode(r.payload).message_id for r in await log.read(topics.deliver("d1"))]
+    assert queued == ["m1", "m2"]
+
+
+async def test_replay_requeues_a_time_range_for_one_destination(tmp_path: Path) -> None:
+    routes = {"web": [route("d1", "Hook"), route("d2", "New", filters=KeepUnless("Skip"))]}
+    log, runner, fanout = await make(tmp_path, routes)
+    await ingest(log, "web", ev("m1"), ev("m2", event="Skip"), ev("m3"))
+    await runner.step()
+    before = len(await log.read(topics.deliver("d2")))
+    result = await replay(log, fanout, "d2", 0, 2**40)
+    assert (result.read, result.queued, result.filtered) == (3, 2, 1)
+    replayed = [jobs.decode(r.payload) for r in (await log.read(topics.deliver("d2")))[before:]]
+    assert [(j.message_id, j.origin) for j in replayed] == [("m1", "replayed"), ("m3", "replayed")]
+    assert len(await log.read(topics.deliver("d1"))) == 3 - 0  # other destinations untouched
