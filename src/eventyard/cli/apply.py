@@ -53,3 +53,18 @@ def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
         asyncio.run(go())
     except EventyardError as exc:
         fail(str(exc))
+
+
+def export(settings: Settings, show_secrets: bool) -> None:
+    async def go() -> str:
+        state = make_state(settings)
+        await state.start()
+        try:
+            return await workspace_apply.export(state, redact_settings=not show_secrets)
+        finally:
+            await state.close()
+
+    try:
+        sys.stdout.write(asyncio.run(go()))
+    except EventyardError as exc:
+        fail(str(exc))

@@ -9,9 +9,11 @@ import typer
 
 from eventyard import __version__
 from eventyard.cli import apply as apply_cmd
+from eventyard.cli import delivery as delivery_cmd
 from eventyard.cli import send as send_cmd
 from eventyard.cli import serve as serve_cmd
 from eventyard.cli import tail as tail_cmd
+from eventyard.cli.apply import export as export_cmd
 from eventyard.cli.common import ConfigOpt, DataDir, admin_token, console, settings_or_exit
 
 app = typer.Typer(
@@ -91,6 +93,73 @@ def send(
 ) -> None:
     """Send one event to a running server."""
     send_cmd.run(url, write_key, kind.value, event, name, user_id, anonymous_id, properties, traits)
+
+
+Url = typer.Option("http://127.0.0.1:8080", help="Base URL of the server.")
+Token = typer.Option(None, help="Admin token (or EVENTYARD_ADMIN_TOKEN, or the data directory's token file).")
+
+
+@app.command()
+def status(
+    url: str = Url,
+    token: str | None = Token,
+    data_dir: Path | None = DataDir,
+    window: int = typer.Option(3600, help="Look back this many seconds."),
+    json_: bool = typer.Option(False, "--json", help="Print the overview as JSON."),
+) -> None:
+    """Delivery overview per destination: received, filtered (why), delivered, retrying, dead, latency."""
+    delivery_cmd.status(url, admin_token(token, data_dir), window, json_)
+
+
+@app.command()
+def trace(
+    message_id: str = typer.Argument(..., help="The event's messageId."),
+    url: str = Url,
+    token: str | None = Token,
+    data_dir: Path | None = DataDir,
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """Where one event went and why, at each stage and destination, with attempts and errors."""
+    delivery_cmd.trace(url, admin_token(token, data_dir), message_id, json_)
+
+
+@app.command()
+def replay(
+    destination: str = typer.Argument(..., help="Destination id or name."),
+    start: str = typer.Option(..., "--from", help="Start of the time range (ISO-8601)."),
+    end: str | None = typer.Option(None, "--to", help="End of the time range (default: now)."),
+    source: list[str] = typer.Option([], help="Only these sources (repeatable)."),
+    url: str = Url,
+    token: str | None = Token,
+    data_dir: Path | None = DataDir,
+) -> None:
+    """Deliver stored events of a time range again to one destination (e.g. a new one)."""
+    delivery_cmd.replay(url, admin_token(token, data_dir), destination, start, end, source)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    destination: str = typer.Argument(..., help="Destination id or name."),
+    resend: list[int] = typer.Option([], help="Re-send these dead letter ids (repeatable)."),
+    resend_all: bool = typer.Option(False, "--resend-all", help="Re-send every dead letter of the destination."),
+    limit: int = typer.Option(100, help="How many to list."),
+    url: str = Url,
+    token: str | None = Token,
+    data_dir: Path | None = DataDir,
+) -> None:
+    """List a destination's dead letters with their last error, or re-send them."""
+    delivery_cmd.dead_letters(url, admin_token(token, data_dir), destination, resend, resend_all, limit)
+
+
+@app.command()
+def export(
+    data_dir: Path | None = DataDir,
+    config: Path | None = ConfigOpt,
+    show_secrets: bool = typer.Option(False, "--show-secrets", help="Include destination secrets in clear."),
+) -> None:
+    """Print the whole configuration as a workspace file (round-trips with apply)."""
+    settings = settings_or_exit(config, data_dir=str(data_dir) if data_dir else None)
+    export_cmd(settings, show_secrets)
 
 
 @app.command()
