@@ -12,6 +12,16 @@ updates; it never deletes what the file does not mention.
             write_key: my-web-key      # optional: generated on creation when absent
             enabled: true
             limits: {max_event_bytes: 32768, max_request_bytes: 512000, max_batch_events: 2500}
+        destinations:
+          - name: hook
+            type: webhook
+            settings: {url: "https://example.com/events"}
+            delivery: {max_attempts: 10, retry_window_hours: 4}
+            mappings: []
+        connections:
+          - source: web
+            destination: hook
+            filters: []
 """
 
 from __future__ import annotations
