@@ -17,6 +17,8 @@ import msgspec
 from eventyard.destinations import registry
 from eventyard.destinations.base import Capabilities
 from eventyard.errors import ConfigError
+from eventyard.route.filters import CompiledFilter, apply_filters, compile_filters
+from eventyard.route.mapping import compile_action_set
 from eventyard.state.base import DestinationConfig, StateStore
 
 log = logging.getLogger(__name__)
@@ -70,22 +72,25 @@ def capabilities_of(config: DestinationConfig) -> Capabilities:
     return cls.capabilities_for(msgspec.convert(config.settings, cls.Settings))
 
 
-def build_filters(specs: list[dict[str, Any]]) -> FilterChain | None:
-    if not specs:
-        return None
-    from eventyard.route.filter_chain import compile_chain
+class _Filters:
+    """A connection's compiled destination filters, applied in Segment's order."""
 
-    chain: FilterChain = compile_chain(specs)
-    return chain
+    def __init__(self, compiled: list[CompiledFilter]) -> None:
+        self.compiled = compiled
+
+    def apply(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
+        result = apply_filters(self.compiled, event)
+        return result.event, result.reason, result.detail
+
+
+def build_filters(specs: list[dict[str, Any]]) -> FilterChain | None:
+    """Compile a connection's filters (raises ``ConfigError`` with the problem)."""
+    return _Filters(compile_filters(specs)) if specs else None
 
 
 def build_actions(specs: list[dict[str, Any]]) -> ActionSet | None:
-    if not specs:
-        return None
-    from eventyard.route.action_set import compile_action_set
-
-    actions: ActionSet = compile_action_set(specs)
-    return actions
+    """Compile a destination's mappings (raises ``ConfigError`` with the problem)."""
+    return compile_action_set(specs) if specs else None
 
 
 class RoutingTable:
