@@ -116,6 +116,8 @@ class DeliveryEvent(msgspec.Struct, frozen=True):
     message_id: str
     #: 1 on the first try.
     attempt: int = 1
+    #: The source the event came from ("" when the caller does not say).
+    source_id: str = ""
 
 
 class DeleteSubject(msgspec.Struct, frozen=True):

@@ -46,6 +46,8 @@ def decide(route: Route, item: PipelineEvent) -> tuple[jobs.Job | None, str, str
     event = item.event
     if not config.enabled:
         return None, "destination_disabled", f"destination {config.name!r} is disabled"
+    if route.broken is not None:
+        return None, "config_error", route.broken
     kind = event.get("type")
     if kind not in route.capabilities.event_types:
         return None, "unsupported_type", f"{config.type} does not take {kind} events"

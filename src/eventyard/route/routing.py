@@ -36,20 +36,6 @@ class ActionSet(Protocol):
         ...
 
 
-class _Broken:
-    """Stands in for filters or mappings that no longer compile: every event is held back
-    with reason ``config_error`` (visible in the trace and metrics), never sent half-checked."""
-
-    def __init__(self, error: str) -> None:
-        self.error = error
-
-    def apply(self, event: dict[str, Any]) -> tuple[dict[str, Any] | None, str, str]:
-        return None, "config_error", self.error
-
-    def select(self, event: dict[str, Any]) -> tuple[str, Any] | None:
-        return None
-
-
 @dataclass
 class Route:
     config: DestinationConfig
@@ -58,6 +44,9 @@ class Route:
     integration_names: tuple[str, ...]
     filters: FilterChain | None = None
     actions: ActionSet | None = None
+    #: Why this route cannot be used as configured (the destination does not load, or its
+    #: filters or mappings no longer compile): events are held back with ``config_error``.
+    broken: str | None = None
 
 
 @dataclass
@@ -115,32 +104,22 @@ class RoutingTable:
         routes = Routes(version, destinations=destinations)
         compiled: dict[str, Route] = {}
         for dest in destinations.values():
+            route = Route(dest, Capabilities(), (dest.name, dest.type))
             try:
-                caps = capabilities_of(dest)
+                route.capabilities = capabilities_of(dest)
+                route.actions = build_actions(dest.actions)
             except Exception as exc:
-                log.error("destination %s cannot be loaded: %s", dest.name, exc)
-                caps = Capabilities()
-                broken: _Broken | None = _Broken(f"destination cannot be loaded: {exc}")
-            else:
-                broken = None
-            try:
-                actions = build_actions(dest.actions)
-            except ConfigError as exc:
-                actions = _Broken(f"mappings do not compile: {exc}")
-            route = Route(dest, caps, (dest.name, dest.type), actions=actions)
-            if broken is not None:
-                route.filters = broken
+                log.error("destination %s cannot be used as configured: %s", dest.name, exc)
+                route.broken = f"destination {dest.name!r} cannot be used as configured: {exc}"
             compiled[dest.id] = route
         for conn in await self.state.list_connections():
             base = compiled.get(conn.destination_id)
             if base is None:
                 continue
-            filters: FilterChain | None = base.filters
-            if filters is None:
-                try:
-                    filters = build_filters(conn.filters)
-                except ConfigError as exc:
-                    filters = _Broken(f"filters do not compile: {exc}")
-            route = Route(base.config, base.capabilities, base.integration_names, filters, base.actions)
+            route = Route(base.config, base.capabilities, base.integration_names, None, base.actions, base.broken)
+            try:
+                route.filters = build_filters(conn.filters)
+            except ConfigError as exc:
+                route.broken = route.broken or f"filters of this connection do not compile: {exc}"
             routes.by_source.setdefault(conn.source_id, []).append(route)
         return routes
