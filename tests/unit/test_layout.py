@@ -17,6 +17,8 @@ def imports_of(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
+            # ``from eventyard import functions`` imports eventyard.functions
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
     return found
@@ -51,3 +53,15 @@ def test_spec_does_no_io() -> None:
     for path in (ROOT / "spec").rglob("*.py"):
         for module in imports_of(path):
             assert not module.startswith(forbidden), f"{path.name} imports {module}"
+
+
+def test_destinations_import_only_the_contract_spec_warehouse_and_errors() -> None:
+    allowed = ("eventyard.destinations", "eventyard.spec", "eventyard.warehouse", "eventyard.errors", "eventyard.functions")
+    problems = []
+    for path in (ROOT / "destinations").rglob("*.py"):
+        if path.name == "registry.py":
+            continue
+        for module in imports_of(path):
+            if module.startswith("eventyard.") and not module.startswith(allowed):
+                problems.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert problems == []
