@@ -92,12 +92,17 @@ async def test_requests_are_signed_with_the_secret(tmp_path: Path, server: Fault
     async with webhook(tmp_path, f"{server.url}/hook", secret=SECRET) as hook:
         await hook.deliver([events.delivery(events.track())])
     [request] = server.requests
-    expected = hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
-    assert request.headers["x-eventyard-signature"] == f"sha256={expected}"
-    assert request.headers["x-eventyard-timestamp"] == str(int(NOW))
-    assert verify_signature(SECRET, request.body, request.headers["x-eventyard-signature"])
-    assert not verify_signature(SECRET, request.body + b" ", request.headers["x-eventyard-signature"])
-    assert not verify_signature("another-secret", request.body, request.headers["x-eventyard-signature"])
+    stamp = request.headers["x-eventyard-timestamp"]
+    assert stamp == str(int(NOW))
+    expected = hmac.new(SECRET.encode(), stamp.encode() + b"." + request.body, hashlib.sha256).hexdigest()
+    signature = request.headers["x-eventyard-signature"]
+    assert signature == f"sha256={expected}"
+    assert verify_signature(SECRET, request.body, signature, stamp, now=NOW + 10)
+    assert not verify_signature(SECRET, request.body + b" ", signature, stamp, now=NOW)
+    assert not verify_signature("another-secret", request.body, signature, stamp, now=NOW)
+    # the timestamp is signed: a replay with a fresh timestamp, or an old request, fails
+    assert not verify_signature(SECRET, request.body, signature, str(int(NOW) + 600), now=NOW + 600)
+    assert not verify_signature(SECRET, request.body, signature, stamp, now=NOW + 3600)
 
 
 async def test_no_signature_without_a_secret(tmp_path: Path, server: FaultServer) -> None:
@@ -114,7 +119,9 @@ async def test_batch_mode_sends_one_signed_array(tmp_path: Path, server: FaultSe
     assert [o.kind for o in outcomes] == ["delivered"] * 5
     [request] = server.requests
     assert request.json == sent
-    assert request.headers["x-eventyard-signature"] == sign(SECRET, request.body)
+    assert request.headers["x-eventyard-signature"] == sign(
+        SECRET, request.body, request.headers["x-eventyard-timestamp"]
+    )
 
 
 async def test_batch_mode_splits_a_batch_larger_than_max_batch_size(tmp_path: Path, server: FaultServer) -> None:
@@ -304,7 +311,8 @@ async def test_delete_user_sends_a_delete_event(tmp_path: Path, server: FaultSer
     assert body["identifiers"] == {"email": "ada@example.com"}
     assert body["timestamp"] == "2026-11-18T11:06:40.000Z"
     assert body["messageId"].startswith("delete-")
-    assert verify_signature(SECRET, request.body, request.headers["x-eventyard-signature"])
+    stamp = request.headers["x-eventyard-timestamp"]
+    assert verify_signature(SECRET, request.body, request.headers["x-eventyard-signature"], stamp, now=float(stamp))
 
 
 async def test_delete_user_fails_when_delete_events_is_off(tmp_path: Path, server: FaultServer) -> None:

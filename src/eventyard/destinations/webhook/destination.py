@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -93,14 +94,24 @@ def _check_url(url: str, field: str) -> None:
         raise ValueError(f"`{field}` has an invalid port: {url[:80]!r}") from None
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The ``X-Eventyard-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: str) -> str:
+    """The ``X-Eventyard-Signature`` value: ``sha256=<hex HMAC-SHA256 of "<timestamp>." + body>``.
+
+    The timestamp (the ``X-Eventyard-Timestamp`` header) is signed with the body, so a receiver
+    can refuse old requests and a captured request cannot be replayed later.
+    """
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(secret: str, body: bytes, signature: str) -> bool:
-    """Whether ``signature`` (the header's value) matches ``body``; for receivers."""
-    return hmac.compare_digest(sign(secret, body), signature)
+def verify_signature(
+    secret: str, body: bytes, signature: str, timestamp: str, max_age_seconds: float = 300.0, now: float | None = None
+) -> bool:
+    """For receivers: the signature matches and the timestamp is at most ``max_age_seconds`` old."""
+    try:
+        age = (time.time() if now is None else now) - float(timestamp)
+    except ValueError:
+        return False
+    return abs(age) <= max_age_seconds and hmac.compare_digest(sign(secret, body, timestamp), signature)
 
 
 class WebhookDestination(Destination):
@@ -221,8 +232,9 @@ class WebhookDestination(Destination):
         # aiohttp merges these case-insensitively: a configured content-type replaces the default.
         headers = {"Content-Type": "application/json", **self.settings.headers}
         if self.settings.secret:
-            headers[TIMESTAMP_HEADER] = str(int(self.context.clock()))
-            headers[SIGNATURE_HEADER] = sign(self.settings.secret, body)
+            stamp = str(int(self.context.clock()))
+            headers[TIMESTAMP_HEADER] = stamp
+            headers[SIGNATURE_HEADER] = sign(self.settings.secret, body, stamp)
         return headers
 
     async def _send(self, body: bytes) -> Outcome:
