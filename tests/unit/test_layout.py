@@ -56,7 +56,13 @@ def test_spec_does_no_io() -> None:
 
 
 def test_destinations_import_only_the_contract_spec_warehouse_and_errors() -> None:
-    allowed = ("eventyard.destinations", "eventyard.spec", "eventyard.warehouse", "eventyard.errors", "eventyard.functions")
+    allowed = (
+        "eventyard.destinations",
+        "eventyard.spec",
+        "eventyard.warehouse",
+        "eventyard.errors",
+        "eventyard.functions",
+    )
     problems = []
     for path in (ROOT / "destinations").rglob("*.py"):
         if path.name == "registry.py":

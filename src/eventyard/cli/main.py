@@ -10,6 +10,7 @@ import typer
 from eventyard import __version__
 from eventyard.cli import apply as apply_cmd
 from eventyard.cli import delivery as delivery_cmd
+from eventyard.cli import new as new_cmd
 from eventyard.cli import send as send_cmd
 from eventyard.cli import serve as serve_cmd
 from eventyard.cli import tail as tail_cmd
@@ -23,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(new_cmd.app, name="new")
 
 
 class CallType(StrEnum):
