@@ -12,6 +12,7 @@ from eventyard.runtime.app import create_app
 from eventyard.runtime.components import Components, build
 from eventyard.runtime.settings import Settings
 from eventyard.state.base import Source
+from eventyard.state.ids import hash_token
 
 
 @dataclass
@@ -20,6 +21,7 @@ class AppHarness:
     components: Components
     source: Source
     data_dir: Path
+    admin_token: str = "eyt_harness-admin-token"
 
     @property
     def write_key(self) -> str:
@@ -36,7 +38,9 @@ async def running_app(data_dir: Path, write_key: str = "wk-test-0001") -> AsyncI
     try:
         ws = await components.state.create_workspace("default")
         source = await components.state.create_source(ws.id, "web", write_key=write_key)
+        harness = AppHarness(app, components, source, data_dir)
+        await components.state.add_token("harness", "owner", hash_token(harness.admin_token))
         await components.sources.reload()
-        yield AppHarness(app, components, source, data_dir)
+        yield harness
     finally:
         await components.close()

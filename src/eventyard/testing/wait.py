@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -18,4 +19,16 @@ def eventually(probe: Callable[[], T], done: Callable[[T], bool], timeout: float
     while not done(result) and time.monotonic() < deadline:
         pause.wait(every)
         result = probe()
+    return result
+
+
+async def eventually_async(
+    probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], within: float = 15.0, every: float = 0.05
+) -> T:
+    """``eventually`` for coroutines: await ``probe()`` until ``done(result)`` or ``within`` seconds."""
+    deadline = time.monotonic() + within
+    result = await probe()
+    while not done(result) and time.monotonic() < deadline:
+        await asyncio.sleep(every)
+        result = await probe()
     return result
