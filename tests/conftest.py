@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,17 +9,9 @@ import pytest
 
 from eventyard.testing.harness import AppHarness, running_app
 from eventyard.testing.server import ServerProcess
+from eventyard.testing.services import require_service
 
-IN_CI = os.environ.get("CI") == "true"
-
-
-def require_service(available: bool, what: str) -> None:
-    """Skip locally when a service is missing; under CI=true a missing service is a failure."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{what} is required under CI=true but is not available")
-    pytest.skip(f"{what} is not available")
+__all__ = ["require_service"]  # tests import it from eventyard.testing.services
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from eventyard.testing.server import ServerProcess, read_log
+from eventyard.testing.services import require_service
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
@@ -66,18 +67,8 @@ RUDDER_LIBRARY = "RudderLabs JavaScript SDK"
 
 
 @pytest.fixture(scope="module")
-def require(pytestconfig: pytest.Config) -> Callable[[bool, str], None]:
-    """``require_service`` from tests/conftest.py.
-
-    Every conftest.py outside a package is imported as the module ``conftest``, so a plain
-    ``from conftest import ...`` can get another directory's; pytest knows which is which.
-    """
-    for plugin in pytestconfig.pluginmanager.get_plugins():
-        origin = getattr(plugin, "__file__", None)
-        if origin and Path(origin).resolve() == TESTS_DIR / "conftest.py":
-            found: Callable[[bool, str], None] = plugin.require_service
-            return found
-    raise RuntimeError("tests/conftest.py is not loaded")
+def require() -> Callable[[bool, str], None]:
+    return require_service
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,28 +16,19 @@ from nats.aio.subscription import Subscription
 
 from eventyard.destinations.nats import NatsDestination, NatsSettings
 from eventyard.testing.conformance import DestinationConformance
+from eventyard.testing.services import port_open, require_service
 
 NATS_URL = "nats://127.0.0.1:4222"
 TESTS_DIR = Path(__file__).resolve().parents[1]
 
 
 def nats_is_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=2):
-            return True
-    except OSError:
-        return False
+    return port_open("127.0.0.1", 4222)
 
 
 @pytest.fixture(scope="module")
-def require(pytestconfig: pytest.Config) -> Callable[[bool, str], None]:
-    """``require_service`` from tests/conftest.py (see tests/e2e/test_browser_sdks.py for why so)."""
-    for plugin in pytestconfig.pluginmanager.get_plugins():
-        origin = getattr(plugin, "__file__", None)
-        if origin and Path(origin).resolve() == TESTS_DIR / "conftest.py":
-            found: Callable[[bool, str], None] = plugin.require_service
-            return found
-    raise RuntimeError("tests/conftest.py is not loaded")
+def require() -> Callable[[bool, str], None]:
+    return require_service
 
 
 class NatsTarget(DestinationConformance):

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.control.delivery_api import delivery_routes
-from eventyard.control.errors import ApiError, json_response
+from eventyard.control.http import ApiError, json_response, query_number
 from eventyard.quality import live
 from eventyard.runtime.components import Components
 from eventyard.state.base import Source
@@ -109,7 +109,7 @@ def create_control_app(components: Components) -> Starlette:
     async def recent_events(request: Request) -> Response:
         await require_admin(request)
         source = await find_source(request.path_params["source"])
-        limit = _int_param(request, "limit", 50, 1, 1000)
+        limit = int(query_number(request, "limit", 50, 1, 1000))
         items = await live.recent(components.log, source.id, limit)
         return json_response({"data": items})
 
@@ -133,7 +133,7 @@ def create_control_app(components: Components) -> Starlette:
         )
         after_raw = request.query_params.get("after") or request.headers.get("last-event-id")
         after = int(after_raw) if after_raw and after_raw.isdigit() else None
-        recent_n = _int_param(request, "recent", 0, 0, 500)
+        recent_n = int(query_number(request, "recent", 0, 0, 500))
         if after is None and recent_n:
             after = max(0, await components.log.last_id() - recent_n * 4)
 
@@ -203,16 +203,3 @@ def create_control_app(components: Components) -> Starlette:
         lifespan=lifespan,
         exception_handlers={ApiError: on_api_error, 404: on_not_found, 405: on_method},
     )
-
-
-def _int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"`{name}` must be an integer") from None
-    if not lo <= value <= hi:
-        raise ApiError(400, "invalid_parameter", f"`{name}` must be between {lo} and {hi}")
-    return value

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from eventyard.control.errors import ApiError, json_response
+from eventyard.control.http import ApiError, json_response, query_number
 from eventyard.destinations import registry
 from eventyard.destinations.base import redact
 from eventyard.errors import ConfigError
@@ -90,8 +90,8 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
 
     async def overview(request: Request) -> Response:
         await require_admin(request)
-        window = _number(request, "window", 3600, 60, 7 * 86400)
-        bucket = int(_number(request, "bucket", 300, 60, 86400))
+        window = query_number(request, "window", 3600, 60, 7 * 86400)
+        bucket = int(query_number(request, "bucket", 300, 60, 86400))
         since = time.time() - window
         return json_response(
             {
@@ -114,8 +114,8 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
     async def dead_letters(request: Request) -> Response:
         await require_admin(request)
         dest = await find_destination(request.path_params["destination"])
-        limit = int(_number(request, "limit", 100, 1, 1000))
-        after = int(_number(request, "after", 0, 0, 2**62))
+        limit = int(query_number(request, "limit", 100, 1, 1000))
+        after = int(query_number(request, "after", 0, 0, 2**62))
         items = []
         for d in await log.dead_letters(topics.deliver(dest.id), limit, after):
             job = jobs.decode(d.payload)
@@ -243,16 +243,3 @@ def _step(entry: TraceEntry, names: dict[str, str]) -> dict[str, Any]:
         out["latencyMs"] = round(entry.latency_ms, 1)
     out["sourceId"] = entry.source_id
     return out
-
-
-def _number(request: Request, name: str, default: float, lo: float, hi: float) -> float:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"`{name}` must be a number") from None
-    if not lo <= value <= hi:
-        raise ApiError(400, "invalid_parameter", f"`{name}` must be between {lo:g} and {hi:g}")
-    return value

@@ -7,7 +7,6 @@ restarted or stopped; jobs stay in the queue meanwhile, so nothing is lost acros
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 
+from eventyard.aio import pause
 from eventyard.destinations import registry
 from eventyard.destinations.base import Destination, DestinationContext
 from eventyard.log.base import EventLog
@@ -64,8 +64,7 @@ class DeliveryManager:
                     await self.sync()
                 except Exception:
                     log.exception("could not bring delivery workers in line with the configuration")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+                await pause(stop, self.poll_seconds)
         finally:
             for dest_id in list(self.running):
                 await self._stop(dest_id)

@@ -10,7 +10,6 @@ commit leaves the jobs leased; their leases expire and they are delivered again
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from eventyard.aio import pause
 from eventyard.destinations.base import Capabilities, DeliveryEvent, Destination, Outcome
 from eventyard.log import topics
 from eventyard.log.base import EventLog, LeasedRecord, TraceEntry, Transaction
@@ -95,11 +95,11 @@ class DestinationWorker:
             except Exception:
                 self._slots.release()
                 log.exception("leasing jobs for %s failed; retrying shortly", self.config.name)
-                await _wait(stop, 1.0)
+                await pause(stop, 1.0)
                 continue
             if not batch:
                 self._slots.release()
-                await _wait(stop, idle)
+                await pause(stop, idle)
                 idle = min(idle * 2, 0.1)
                 continue
             idle = 0.01
@@ -120,7 +120,7 @@ class DestinationWorker:
             left = oldest + opts.batch_age_seconds - self.clock()
             if left <= 0:
                 break
-            await _wait(stop, min(left, 0.05))
+            await pause(stop, min(left, 0.05))
             pending += await self._lease(opts.batch_size - len(pending))
         return pending
 
@@ -249,8 +249,3 @@ class DestinationWorker:
 
 def _entry(job: jobs.Job, step: str, **kw: object) -> TraceEntry:
     return TraceEntry(job.message_id, job.source_id, step, job.destination_id, **kw)  # type: ignore[arg-type]
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -9,12 +9,12 @@ leaves nothing to redo. Fan-out is injected by the runtime (unify does not impor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 import msgspec
 
+from eventyard.aio import pause
 from eventyard.log import topics
 from eventyard.log.base import EventLog, LeasedRecord, TraceEntry, Transaction
 from eventyard.quality.metrics import Metrics
@@ -113,6 +113,5 @@ class PipelineRunner:
             if n:
                 idle = 0.01
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), idle)
+            await pause(stop, idle)
             idle = min(idle * 2, 0.1)
