@@ -29,7 +29,12 @@ def parse(value: object, field: str) -> datetime:
 def format_utc(dt: datetime) -> str:
     """Format an aware datetime as ISO-8601 UTC with milliseconds and ``Z``."""
     dt = dt.astimezone(UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 1000:03d}Z"
+    # Field by field: strftime is several times slower, and this runs 2-3 times per event.
+    # The year is not zero-padded, as with glibc's %Y.
+    return (
+        f"{dt.year}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}."
+        f"{dt.microsecond // 1000:03d}Z"
+    )
 
 
 def corrected(received: datetime, sent: datetime | None, original: datetime | None) -> datetime:
