@@ -2,7 +2,7 @@
 
 What happens to every event, in this order:
 
-1. field types are checked (``WireEvent``); a wrong type rejects the event, naming the field;
+1. field types are checked (``field_type_error``); a wrong type rejects the event, naming the field;
 2. ``userId``/``anonymousId`` of ``""`` or ``null`` count as absent, numbers become strings;
    an event needs at least one of them (a merge needs its two identifiers instead);
 3. per type: track needs ``event``; group needs ``groupId``; alias needs ``previousId`` and
@@ -29,7 +29,7 @@ import msgspec
 
 from eventyard.spec import timestamps
 from eventyard.spec.limits import MAX_MESSAGE_ID_CHARS
-from eventyard.spec.messages import EVENT_TYPES, MERGE, MergeEvent, WireEvent
+from eventyard.spec.messages import EVENT_TYPES, MERGE, MergeEvent, field_type_error
 
 #: Libraries that run on a user's device; their events get ``context.ip`` from the request.
 CLIENT_LIBRARIES = frozenset(
@@ -87,11 +87,10 @@ def normalize(item: dict[str, Any], event_type: str | None, env: Envelope) -> di
     """Return the normalized event, or raise ``EventRejected``."""
     if event_type is not None:
         item["type"] = event_type
-    try:
-        wire = msgspec.convert(item, WireEvent)
-    except msgspec.ValidationError as exc:
-        raise EventRejected("invalid_field", str(exc)) from None
-    kind = wire.type
+    problem = field_type_error(item)
+    if problem is not None:
+        raise EventRejected("invalid_field", problem)
+    kind = item.get("type")
     if kind is None or kind == "":
         raise EventRejected("missing_type", "the event has no `type`")
     if kind not in EVENT_TYPES and kind != MERGE:
