@@ -160,6 +160,24 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[i
     return list(range(last - len(rows) + 1, last + 1))
 
 
+#: Rows per trace INSERT statement at most (9 parameters each: within SQLite's oldest limit of 999).
+_TRACE_ROWS = 64
+
+
+@functools.cache
+def _trace_sql(rows: int) -> str:
+    return _TRACE_INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
+
+
+def _insert_trace(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert trace rows with multi-row INSERTs, for the same reason as ``_insert``."""
+    done = 0
+    while done < len(rows):
+        size = min(_TRACE_ROWS, 1 << ((len(rows) - done).bit_length() - 1))
+        conn.execute(_trace_sql(size), list(chain.from_iterable(rows[done : done + size])))
+        done += size
+
+
 class _Append:
     """The operation of one ``append``: consecutive appends of a group are inserted together."""
 
@@ -409,13 +427,8 @@ class SQLiteEventLog:
         now = self.clock()
 
         def run(conn: sqlite3.Connection) -> tuple[list[int], dict[str, int]]:
-            ids: list[int] = []
-            for topic, key, payload in tx.appends:
-                cur = conn.execute(
-                    "INSERT INTO records (topic, key, payload, appended_at, available_at) VALUES (?, ?, ?, ?, ?)",
-                    (topic, key, payload, now, now),
-                )
-                ids.append(int(cur.lastrowid or 0))
+            rows = [(topic, key, payload, now, now, _LIVE) for topic, key, payload in tx.appends]
+            ids = _insert(conn, rows) if rows else []
             finished = _set_state(conn, list(tx.ack), _ACKED, None)
             for rid, reason in tx.dead:
                 for topic, n in _set_state(conn, [rid], _DEAD, reason).items():
@@ -423,7 +436,7 @@ class SQLiteEventLog:
             if tx.retry:
                 _reschedule(conn, tx.retry)
             if tx.trace:
-                conn.executemany(_TRACE_INSERT, _trace_rows(tx.trace, now))
+                _insert_trace(conn, _trace_rows(tx.trace, now))
             return ids, finished
 
         result: tuple[list[int], dict[str, int]] = await self._write(run)
