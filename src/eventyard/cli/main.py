@@ -14,6 +14,7 @@ from eventyard.cli import new as new_cmd
 from eventyard.cli import send as send_cmd
 from eventyard.cli import serve as serve_cmd
 from eventyard.cli import tail as tail_cmd
+from eventyard.cli import warehouse as warehouse_cmd
 from eventyard.cli.apply import export as export_cmd
 from eventyard.cli.common import ConfigOpt, DataDir, admin_token, console, settings_or_exit
 
@@ -25,6 +26,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(new_cmd.app, name="new")
+warehouse_app = typer.Typer(help="The embedded warehouse (DuckDB): tables and columns.", no_args_is_help=True)
+app.add_typer(warehouse_app, name="warehouse")
 
 
 class CallType(StrEnum):
@@ -151,6 +154,32 @@ def dead_letters(
 ) -> None:
     """List a destination's dead letters with their last error, or re-send them."""
     delivery_cmd.dead_letters(url, admin_token(token, data_dir), destination, resend, resend_all, limit)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="One read-only statement (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE)."),
+    destination: str | None = typer.Option(None, help="Warehouse destination name (when several run)."),
+    max_rows: int = typer.Option(1000, "--max-rows", help="Most rows to print (at most 10000)."),
+    url: str = Url,
+    token: str | None = Token,
+    data_dir: Path | None = DataDir,
+    json_: bool = typer.Option(False, "--json", help="Print columns and rows as JSON."),
+) -> None:
+    """Run a read-only SQL query on the embedded warehouse of a running server and print a table."""
+    warehouse_cmd.sql(url, admin_token(token, data_dir), query, destination, max_rows, json_)
+
+
+@warehouse_app.command("describe")
+def warehouse_describe(
+    destination: str | None = typer.Option(None, help="Warehouse destination name (when several run)."),
+    url: str = Url,
+    token: str | None = Token,
+    data_dir: Path | None = DataDir,
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the warehouse's schemas, tables and columns (with types)."""
+    warehouse_cmd.describe(url, admin_token(token, data_dir), destination, json_)
 
 
 @app.command()

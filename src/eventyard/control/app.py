@@ -22,6 +22,7 @@ from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.control.delivery_api import delivery_routes
 from eventyard.control.http import ApiError, json_response, query_number
+from eventyard.control.warehouse_api import warehouse_routes
 from eventyard.quality import live
 from eventyard.runtime.components import Components
 from eventyard.state.base import Source
@@ -197,6 +198,7 @@ def create_control_app(components: Components) -> Starlette:
         Route("/api/v1/log", log_stats),
         Route("/api/v1/live", live_stream),
         *delivery_routes(components, require_admin),
+        *warehouse_routes(components, require_admin),
     ]
     return Starlette(
         routes=routes,

@@ -165,7 +165,11 @@ class DestinationWorker:
     async def deliver(self, batch: Sequence[_Pending]) -> None:
         events = [
             DeliveryEvent(
-                event=p.job.event, payload=p.job.body(), message_id=p.job.message_id, attempt=p.record.attempts
+                event=p.job.event,
+                payload=p.job.body(),
+                message_id=p.job.message_id,
+                attempt=p.record.attempts,
+                source_id=p.job.source_id,
             )
             for p in batch
         ]

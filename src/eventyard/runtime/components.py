@@ -48,6 +48,8 @@ class Components:
     sources: SourceDirectory
     routing: RoutingTable
     fanout: Fanout
+    #: The delivery workers of this process (``None`` unless it runs the route role).
+    delivery: DeliveryManager | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -65,6 +67,7 @@ class Components:
             self._workers.append(asyncio.create_task(runner.run(self._stop), name="eventyard-pipeline"))
         if "route" in self.settings.roles:
             manager = DeliveryManager(self.log, self.state, self.metrics, self.settings.data_path, consumer)
+            self.delivery = manager
             self._workers.append(asyncio.create_task(manager.run(self._stop), name="eventyard-delivery"))
 
     async def close(self) -> None:

@@ -1,0 +1,29 @@
+"""Settings of the ``duckdb`` destination."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class DuckDBSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Where the warehouse file is and how events are batched into it."""
+
+    #: The database file; ``""`` means ``warehouse.duckdb`` in the destination's data directory
+    #: (``<data dir>/destinations/<destination id>/warehouse.duckdb``).
+    path: str = ""
+    #: Source id -> schema name; a source not listed gets the snake_case of its id.
+    schemas: dict[str, str] = {}
+    #: Schema of events that carry no source id.
+    default_schema: str = "eventyard"
+    #: Events per load (one transaction each).
+    batch_size: int = 5000
+    #: How long an incomplete batch may wait for more events, in seconds.
+    batch_age_seconds: float = 2.0
+    #: DuckDB memory limit (e.g. ``"1GB"``); ``""`` keeps DuckDB's default (80% of RAM).
+    memory_limit: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 100_000:
+            raise ValueError("`batch_size` must be between 1 and 100000")
+        if not 0 <= self.batch_age_seconds <= 300:
+            raise ValueError("`batch_age_seconds` must be between 0 and 300")

@@ -1,0 +1,202 @@
+"""The duckdb destination against a real DuckDB file: schema, golden queries, evolution, discards,
+idempotence, deletion and the read-only SQL guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventyard.destinations.base import DeleteSubject, DestinationContext
+from eventyard.destinations.duckdb import DuckDBDestination, DuckDBSettings
+from eventyard.testing import events
+from eventyard.warehouse import ReadOnlyViolation
+
+SOURCE = "src_web"
+
+
+@pytest.fixture
+async def wh(tmp_path: Path) -> AsyncIterator[DuckDBDestination]:
+    context = DestinationContext("dst_wh", "warehouse", tmp_path, clock=lambda: 1_800_000_000.0)
+    destination = DuckDBDestination(DuckDBSettings(schemas={SOURCE: "Web Site"}), context)
+    await destination.start()
+    try:
+        yield destination
+    finally:
+        await destination.close()
+
+
+async def load(wh: DuckDBDestination, *evts: dict[str, Any]) -> None:
+    outcomes = await wh.deliver([events.delivery(e, source_id=SOURCE) for e in evts])
+    assert [o.kind for o in outcomes] == ["delivered"] * len(evts), outcomes
+
+
+async def rows(wh: DuckDBDestination, sql: str) -> list[list[Any]]:
+    return (await wh.query(sql, 10_000)).rows
+
+
+async def columns(wh: DuckDBDestination, table: str) -> dict[str, str]:
+    return next(t.columns for t in await wh.describe() if t.table == table)
+
+
+STANDARD = {"id", "anonymous_id", "user_id", "received_at", "sent_at", "original_timestamp", "timestamp", "uuid_ts"}
+
+
+async def test_segment_schema_for_every_call_type(wh: DuckDBDestination) -> None:
+    await load(wh, *(events.of_type(kind, i) for i, kind in enumerate(events.TYPES)))
+    described = {t.table: t for t in await wh.describe()}
+    assert {t.schema for t in described.values()} == {"web_site"}
+    assert set(described) >= {"tracks", "identifies", "users", "pages", "screens", "groups", "aliases"}
+    for table in ("tracks", "identifies", "pages", "screens", "groups", "aliases"):
+        cols = described[table].columns
+        assert STANDARD - {"anonymous_id"} <= set(cols), table  # a column exists once a value arrived
+        assert cols["received_at"] == "TIMESTAMP" and cols["id"] == "VARCHAR"
+        assert "context_library_name" in cols
+    assert {"event", "event_text"} <= set(described["tracks"].columns)
+    assert "group_id" in described["groups"].columns and "previous_id" in described["aliases"].columns
+    assert set(described["users"].columns) >= {"id", "received_at", "uuid_ts"}
+    assert "anonymous_id" not in described["users"].columns
+    [[event, slug_rows]] = await rows(
+        wh, "SELECT event, (SELECT count(*) FROM web_site.order_completed) FROM web_site.tracks"
+    )
+    assert event == "order_completed" and slug_rows == 1
+
+
+async def test_golden_queries(wh: DuckDBDestination) -> None:
+    day = events.BASE_TIME
+    batch = [
+        events.track("Product Viewed", {"sku": "A"}, message_id="v1", user_id="u1", at=day),
+        events.track("Product Viewed", {"sku": "B"}, message_id="v2", user_id="u2", at=day),
+        events.track("Product Viewed", {"sku": "A"}, message_id="v3", user_id="u3", at=day + timedelta(days=1)),
+        events.track("Order Completed", {"revenue": 10}, message_id="o1", user_id="u1", at=day + timedelta(hours=1)),
+        events.identify({"plan": "free", "email": "u1@example.com"}, message_id="i1", user_id="u1", at=day),
+        events.identify({"plan": "pro"}, message_id="i2", user_id="u1", at=day + timedelta(days=2)),
+    ]
+    await load(wh, *batch)
+    per_day = await rows(
+        wh,
+        "SELECT date_trunc('day', timestamp)::DATE::VARCHAR AS day, event, count(*) FROM web_site.tracks"
+        " GROUP BY ALL ORDER BY day, event",
+    )
+    assert per_day == [
+        ["2026-11-29", "order_completed", 1],
+        ["2026-11-29", "product_viewed", 2],
+        ["2026-11-30", "product_viewed", 1],
+    ]
+    assert await rows(wh, "SELECT id, plan, email FROM web_site.users") == [["u1", "pro", "u1@example.com"]]
+    funnel = await rows(
+        wh,
+        "SELECT count(DISTINCT v.user_id), count(DISTINCT o.user_id) FROM web_site.product_viewed v"
+        " LEFT JOIN web_site.order_completed o ON o.user_id = v.user_id AND o.timestamp > v.timestamp",
+    )
+    assert funnel == [[3, 1]]
+
+
+async def test_name_is_a_trait_of_users_but_a_column_of_pages(wh: DuckDBDestination) -> None:
+    await load(wh, events.identify({"name": "Ada"}, message_id="n1"), events.page(message_id="n2"))
+    assert await rows(wh, "SELECT name FROM web_site.users") == [["Ada"]]
+    assert await rows(wh, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'discards'") == [[0]]
+
+
+async def test_an_older_identify_does_not_overwrite_newer_traits(wh: DuckDBDestination) -> None:
+    later = events.BASE_TIME + timedelta(days=1)
+    await load(wh, events.identify({"plan": "pro"}, message_id="new", at=later))
+    await load(wh, events.identify({"plan": "free", "age": 40}, message_id="old"))
+    assert await rows(wh, "SELECT plan, age FROM web_site.users") == [["pro", 40]]
+
+
+async def test_types_widen_integer_to_float_to_text(wh: DuckDBDestination) -> None:
+    await load(wh, events.track("Scored", {"score": 1}, message_id="s1"))
+    assert (await columns(wh, "scored"))["score"] == "BIGINT"
+    await load(wh, events.track("Scored", {"score": 2.5}, message_id="s2"))
+    assert (await columns(wh, "scored"))["score"] == "DOUBLE"
+    await load(wh, events.track("Scored", {"score": "high"}, message_id="s3"))
+    assert (await columns(wh, "scored"))["score"] == "VARCHAR"
+    assert await rows(wh, "SELECT id, score FROM web_site.scored ORDER BY id") == [
+        ["s1", "1.0"],
+        ["s2", "2.5"],
+        ["s3", "high"],
+    ]
+    assert await rows(wh, "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'discards'") == [[0]]
+
+
+async def test_values_that_do_not_fit_go_to_discards(wh: DuckDBDestination) -> None:
+    await load(wh, events.track("Trial Started", {"ends_at": "2026-12-29T00:00:00Z", "paid": False}, message_id="t1"))
+    await load(wh, events.track("Trial Started", {"ends_at": ["never"], "paid": "no"}, message_id="t2"))
+    cols = await columns(wh, "trial_started")
+    assert cols["ends_at"] == "TIMESTAMP" and cols["paid"] == "BOOLEAN"
+    assert await rows(wh, "SELECT id, ends_at IS NULL, paid IS NULL FROM web_site.trial_started ORDER BY id") == [
+        ["t1", False, False],
+        ["t2", True, True],
+    ]
+    assert await rows(
+        wh, "SELECT table_name, column_name, row_id, column_value, reason FROM web_site.discards ORDER BY column_name"
+    ) == [
+        ["trial_started", "ends_at", "t2", '["never"]', "not_timestamp"],
+        ["trial_started", "paid", "t2", "no", "not_boolean"],
+    ]
+
+
+async def test_replaying_a_batch_loads_nothing_twice(wh: DuckDBDestination) -> None:
+    batch = [*events.sample(12), events.track("Trial Started", {"paid": "no"}, message_id="d1")]
+    await load(wh, events.track("Trial Started", {"paid": True}, message_id="d0"))
+    await load(wh, *batch)
+    tables = sorted(t.table for t in await wh.describe())
+    count = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM web_site.{t}" for t in tables)
+    before = await rows(wh, count)
+    assert ["users", 2] in before
+    await load(wh, *batch)
+    await load(wh, *batch[:5], *batch)  # duplicates inside one batch too
+    assert await rows(wh, count) == before
+    assert await rows(wh, "SELECT count(*) FROM web_site.discards") == [[1]]
+
+
+async def test_delete_user_removes_their_rows_everywhere(wh: DuckDBDestination) -> None:
+    await load(
+        wh,
+        events.track("Order Completed", message_id="a1", user_id="gone"),
+        events.identify({"email": "gone@example.com"}, message_id="a2", user_id="gone"),
+        events.page(message_id="a3", user_id="gone"),
+        events.track("Trial Started", {"paid": True}, message_id="a4", user_id="gone"),
+        events.track("Order Completed", message_id="b1", user_id="stays"),
+    )
+    await load(wh, events.track("Trial Started", {"paid": "x"}, message_id="a5", user_id="gone"))
+    assert await rows(wh, "SELECT row_id FROM web_site.discards") == [["a5"]]
+    outcome = await wh.delete_user(DeleteSubject("gone"))
+    assert outcome.kind == "delivered"
+    for table in ("tracks", "order_completed", "identifies", "pages", "trial_started"):
+        assert await rows(wh, f"SELECT count(*) FROM web_site.{table} WHERE user_id = 'gone'") == [[0]], table
+    assert await rows(wh, "SELECT count(*) FROM web_site.users WHERE id = 'gone'") == [[0]]
+    assert await rows(wh, "SELECT count(*) FROM web_site.discards") == [[0]]
+    assert await rows(wh, "SELECT user_id FROM web_site.tracks") == [["stays"]]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO web_site.tracks (id) VALUES ('x')",
+        "ATTACH 'other.duckdb'",
+        "COPY web_site.tracks TO 'out.csv'",
+        "PRAGMA show_tables",
+        "SELECT 1; DELETE FROM web_site.tracks",
+        "SET memory_limit = '1GB'",
+        "EXPLAIN ANALYZE DELETE FROM web_site.tracks",
+        "CALL pragma_version()",
+    ],
+)
+async def test_sql_guard_refuses_everything_but_one_read(wh: DuckDBDestination, sql: str) -> None:
+    await load(wh, events.track())
+    with pytest.raises(ReadOnlyViolation):
+        await wh.query(sql, 10)
+    assert await rows(wh, "SELECT count(*) FROM web_site.tracks") == [[1]]
+
+
+async def test_reads_cannot_touch_files_and_results_are_capped(wh: DuckDBDestination, tmp_path: Path) -> None:
+    (tmp_path / "secret.csv").write_text("a\n1\n")
+    with pytest.raises(Exception, match="disabled by configuration"):
+        await wh.query(f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')", 10)
+    result = await wh.query("SELECT * FROM range(25)", 10)
+    assert len(result.rows) == 10 and result.truncated and result.columns == ["range"]
