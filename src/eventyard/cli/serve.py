@@ -31,6 +31,9 @@ def banner(settings: Settings, boot: Bootstrap) -> None:
     console.print(f"tracking API    {base}/v1/track  (and /v1/batch, /v1/identify, ...)")
     for source in boot.sources:
         console.print(f"source          {source.name}  write key: [bold]{source.write_key}[/]")
+    if boot.created:
+        warehouse = settings.data_path / "warehouse.duckdb"
+        console.print(f'warehouse       {warehouse}  (query it: eventyard sql "SELECT ...")')
     if boot.new_admin_token:
         console.print(f"admin token     [bold]{boot.new_admin_token}[/]  (saved to {boot.token_file})")
     elif settings.admin_token:

@@ -10,6 +10,8 @@ from eventyard.state.base import Source, StateStore, Workspace
 from eventyard.state.ids import hash_token, new_token
 
 ADMIN_TOKEN_FILE = "admin_token"
+WAREHOUSE_NAME = "warehouse"
+WAREHOUSE_FILE = "warehouse.duckdb"
 
 
 @dataclass
@@ -27,7 +29,12 @@ async def ensure_defaults(state: StateStore, data_dir: Path, preset_token: str |
     workspaces = await state.list_workspaces()
     if not workspaces:
         ws = await state.create_workspace("default")
-        await state.create_source(ws.id, "default")
+        source = await state.create_source(ws.id, "default")
+        # The embedded warehouse: every event of the default source, queryable at once.
+        warehouse = await state.create_destination(
+            ws.id, WAREHOUSE_NAME, "duckdb", settings={"path": str(data_dir / WAREHOUSE_FILE)}
+        )
+        await state.set_connection(source.id, warehouse.id)
         workspaces = [ws]
         created = True
     token_file = data_dir / ADMIN_TOKEN_FILE
