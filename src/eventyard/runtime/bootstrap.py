@@ -12,6 +12,8 @@ from eventyard.state.ids import hash_token, new_token
 ADMIN_TOKEN_FILE = "admin_token"
 WAREHOUSE_NAME = "warehouse"
 WAREHOUSE_FILE = "warehouse.duckdb"
+#: Schema of the default source in the embedded warehouse.
+WAREHOUSE_SCHEMA = "default_source"
 
 
 @dataclass
@@ -32,7 +34,10 @@ async def ensure_defaults(state: StateStore, data_dir: Path, preset_token: str |
         source = await state.create_source(ws.id, "default")
         # The embedded warehouse: every event of the default source, queryable at once.
         warehouse = await state.create_destination(
-            ws.id, WAREHOUSE_NAME, "duckdb", settings={"path": str(data_dir / WAREHOUSE_FILE)}
+            ws.id,
+            WAREHOUSE_NAME,
+            "duckdb",
+            settings={"path": str(data_dir / WAREHOUSE_FILE), "schemas": {source.id: WAREHOUSE_SCHEMA}},
         )
         await state.set_connection(source.id, warehouse.id)
         workspaces = [ws]
