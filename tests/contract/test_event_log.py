@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from eventyard.log.base import EventLog
+from eventyard.log.base import EventLog, TraceEntry, Transaction
 
 
 async def test_append_returns_increasing_ids_and_read_returns_records_in_order(event_log: EventLog) -> None:
@@ -133,6 +133,26 @@ async def test_purge_removes_only_old_acked_records(event_log: EventLog) -> None
     await event_log.ack([a.id])
     assert await event_log.purge_acked(time.time() + 10) == 1
     assert [r.payload for r in await event_log.read("t")] == [b"2"]
+
+
+async def test_purge_keeps_records_appended_after_the_cutoff(event_log: EventLog) -> None:
+    (old,) = await event_log.append("t", [("k", b"old")])
+    await asyncio.sleep(0.02)
+    cutoff = time.time()
+    await asyncio.sleep(0.02)
+    (new,) = await event_log.append("t", [("k", b"new")])
+    await event_log.ack([old, new])
+    assert await event_log.purge_acked(cutoff) == 1
+    assert [r.payload for r in await event_log.read("t")] == [b"new"]
+
+
+async def test_purge_removes_every_old_trace_entry_even_when_they_outnumber_records(event_log: EventLog) -> None:
+    long_ago = time.time() - 3600
+    entries = [TraceEntry(f"m{i}", "s", "accepted", at=long_ago) for i in range(25_000)]
+    await event_log.commit(Transaction(trace=entries))
+    assert await event_log.purge_acked(time.time() - 60) == 0
+    assert await event_log.trace("m24999") == []
+    assert await event_log.trace_counts(0) == []
 
 
 async def test_last_id(event_log: EventLog) -> None:
