@@ -23,7 +23,6 @@ import functools
 import http.server
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +34,7 @@ import pytest
 
 from eventyard.testing.server import ServerProcess, read_log
 from eventyard.testing.services import require_service
+from eventyard.testing.wait import eventually
 
 try:
     from playwright.sync_api import Browser, BrowserContext, Page, Request, sync_playwright
@@ -183,12 +183,7 @@ def tab(browser: Browser, site: str, request: pytest.FixtureRequest) -> Iterator
 
 def wait_for_events(server: ServerProcess, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
     """The stored events once there are ``count`` of them (or whatever is there at the deadline)."""
-    deadline = time.monotonic() + timeout
-    events = read_log(server.data_dir)
-    while len(events) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-        events = read_log(server.data_dir)
-    return events
+    return eventually(lambda: read_log(server.data_dir), lambda events: len(events) >= count, timeout)
 
 
 def by_label(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
