@@ -239,3 +239,15 @@ async def test_first_id_at_finds_the_start_of_a_time_range(event_log: EventLog) 
     assert await event_log.first_id_at("t", 0) == ids[0] - 1
     later = await event_log.first_id_at("t", time.time() + 60)
     assert [r.payload for r in await event_log.read("t", after=later)] == []
+
+
+async def test_reschedule_waiting_makes_retries_due_together_so_the_oldest_go_first(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"1"), ("k", b"2"), ("k", b"3"), ("k", b"4")])
+    a, b, c, d = await event_log.lease("t", "c", 10)
+    now = time.time()
+    await event_log.retry([a.id], now + 900, "down")
+    await event_log.retry([b.id], now + 300, "down")
+    await event_log.retry([c.id], now + 600, "down")
+    assert await event_log.reschedule_waiting("t", now) == 3  # d is still leased: untouched
+    first = await event_log.lease("t", "c", 2)
+    assert [r.payload for r in first] == [b"1", b"2"]

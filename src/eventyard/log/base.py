@@ -169,6 +169,12 @@ class EventLog(Protocol):
         """Dead-lettered records of a topic, oldest first."""
         ...
 
+    async def reschedule_waiting(self, topic: str, at: float) -> int:
+        """Make every unleased record of ``topic`` (waiting for a retry or never tried) due at
+        ``at``, all at the same time, so they are leased oldest first (used when a destination
+        recovers); returns how many."""
+        ...
+
     async def requeue(self, ids: Sequence[int]) -> int:
         """Make dead-lettered records due again now; returns how many were requeued."""
         ...

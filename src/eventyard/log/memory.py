@@ -138,6 +138,14 @@ class MemoryEventLog:
             DeadRecord(r.id, r.topic, r.key, r.payload, r.appended_at, r.attempts, r.error or "") for r in rows[:limit]
         ]
 
+    async def reschedule_waiting(self, topic: str, at: float) -> int:
+        n = 0
+        for r in self._rows.values():
+            if r.topic == topic and r.state == 0 and r.owner is None:
+                r.available_at = at
+                n += 1
+        return n
+
     async def requeue(self, ids: Sequence[int]) -> int:
         n = 0
         for i in ids:

@@ -522,6 +522,16 @@ class SQLiteEventLog:
         )
         return [DeadRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6] or "") for r in rows]
 
+    async def reschedule_waiting(self, topic: str, at: float) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE records SET available_at = ? WHERE topic = ? AND state = 0 AND lease_owner IS NULL",
+                (at, topic),
+            ).rowcount
+
+        count: int = await self._write(run)
+        return count
+
     async def requeue(self, ids: Sequence[int]) -> int:
         if not ids:
             return 0

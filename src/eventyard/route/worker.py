@@ -31,6 +31,8 @@ from eventyard.state.base import DestinationConfig
 
 log = logging.getLogger(__name__)
 
+#: While a destination is degraded, one probe batch is sent this often.
+PROBE_SECONDS = 5.0
 #: A deliver() call that takes longer than this is abandoned and its events retried.
 DELIVER_TIMEOUT_SECONDS = 120.0
 
@@ -89,6 +91,9 @@ class DestinationWorker:
     async def run(self, stop: asyncio.Event) -> None:
         idle = 0.01
         while not stop.is_set():
+            if self.health.status == "degraded":
+                await self._probe(stop)
+                continue
             await self._slots.acquire()
             try:
                 batch = await self._collect(stop)
@@ -108,6 +113,19 @@ class DestinationWorker:
             task.add_done_callback(self._inflight.discard)
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _probe(self, stop: asyncio.Event) -> None:
+        """While degraded, send one batch at a time, ``PROBE_SECONDS`` apart, instead of cycling
+        the whole queue against a destination that is down (its jobs keep their due times)."""
+        if self._inflight:
+            await asyncio.wait(self._inflight)
+        async with self._slots:
+            batch = await self._lease(self.options.batch_size)
+            if batch:
+                for chunk in self._split_by_bytes(batch):
+                    await self.deliver(chunk)
+        if self.health.status == "degraded":
+            await pause(stop, PROBE_SECONDS)
 
     async def _collect(self, stop: asyncio.Event) -> list[_Pending]:
         """Lease up to one batch; wait up to ``batch_age_seconds`` for a batch to fill."""
@@ -239,7 +257,12 @@ class DestinationWorker:
             self.limiter.throttled(throttled, self._observed_rate(now))
         elif delivered:
             self.limiter.succeeded()
+        was_degraded = self.health.status == "degraded"
         await self.health.observe(delivered, failed, last_error)
+        if was_degraded and self.health.status == "healthy":
+            # Back in service: everything waiting for a retry becomes due now, so the backlog
+            # drains oldest first instead of in the order of its scattered backoff times.
+            await self.log.reschedule_waiting(self.topic, now)
 
     def _note_rate(self, now: float, n: int) -> None:
         self._recent.append(now)

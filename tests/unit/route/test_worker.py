@@ -215,3 +215,36 @@ async def test_run_loop_delivers_in_batches_and_stops() -> None:
     await asyncio.wait_for(task, 5)
     assert (await h.log.stats(topics.deliver("d1"))).acked == 25
     assert max(len(b) for b in h.dest.seen) <= 10
+
+
+async def test_a_recovered_destination_drains_its_backlog_oldest_first() -> None:
+    h = Harness(threshold=2)
+    await h.enqueue(*[f"m{i}" for i in range(8)])
+    h.dest.script = [Outcome.retry("HTTP 503", status=503)] * 8
+    await h.round()
+    assert h.worker.health.status == "degraded"
+    h.clock.now += 10_000  # every retry is due, at scattered times
+    await h.round(limit=1)  # a probe succeeds: healthy again
+    assert h.worker.health.status == "healthy"
+    await h.round(limit=3)
+    assert [e.message_id for e in h.dest.seen[-1]] == ["m1", "m2", "m3"]
+
+
+async def test_a_degraded_destination_is_probed_not_hammered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventyard.route import worker as worker_module
+
+    h = Harness(threshold=1)
+    await h.enqueue(*[f"m{i}" for i in range(30)])
+    h.dest.script = [Outcome.retry("HTTP 503", status=503)] * 100
+    await h.round(limit=1)
+    assert h.worker.health.status == "degraded"
+    h.clock.now += 10_000
+    monkeypatch.setattr(worker_module, "PROBE_SECONDS", 3600.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.worker.run(stop))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    # one probe batch (up to the batch size of 10), then waiting: not the whole queue
+    assert len(h.dest.seen) == 2 and len(h.dest.seen[1]) <= 10
