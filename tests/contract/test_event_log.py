@@ -243,7 +243,7 @@ async def test_first_id_at_finds_the_start_of_a_time_range(event_log: EventLog) 
 
 async def test_reschedule_waiting_makes_retries_due_together_so_the_oldest_go_first(event_log: EventLog) -> None:
     await event_log.append("t", [("k", b"1"), ("k", b"2"), ("k", b"3"), ("k", b"4")])
-    a, b, c, d = await event_log.lease("t", "c", 10)
+    a, b, c, _leased = await event_log.lease("t", "c", 10)
     now = time.time()
     await event_log.retry([a.id], now + 900, "down")
     await event_log.retry([b.id], now + 300, "down")

@@ -88,8 +88,14 @@ def test_failures_are_retried_and_4xx_dead_lettered_then_resent(tmp_path: Path) 
             assert trace == ["accepted", "queued", "retrying", "retrying", "retrying", "dead_lettered"]
             # the endpoint is fixed; re-send from the CLI
             result = server.cli(
-                "dead-letters", "hook", "--resend", str(listing[0]["id"]), "--url", server.url,
-                "--token", server.admin_token,
+                "dead-letters",
+                "hook",
+                "--resend",
+                str(listing[0]["id"]),
+                "--url",
+                server.url,
+                "--token",
+                server.admin_token,
             )
             assert "re-sent 1" in result.stdout, result.stderr
             eventually(lambda: len(hook.requests), lambda n: n >= 5, timeout=15)
