@@ -1,14 +1,12 @@
 """The routing table: for each source, its connected destinations with compiled filters and mappings.
 
-Built from the state store and rebuilt when the configuration version changes (checked at
-most once a second), so the pipeline never compiles FQL or mappings per event.
+Built from the state store and rebuilt when the configuration version changes (checked for
+every batch), so the pipeline never compiles FQL or mappings per event.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,17 +81,13 @@ def build_actions(specs: list[dict[str, Any]]) -> ActionSet | None:
 
 
 class RoutingTable:
-    def __init__(self, state: StateStore, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, state: StateStore) -> None:
         self.state = state
-        self.clock = clock
         self._routes: Routes | None = None
-        self._checked = 0.0
 
     async def current(self) -> Routes:
-        now = self.clock()
-        if self._routes is not None and now - self._checked < 1.0:
-            return self._routes
-        self._checked = now
+        # The version is read for every batch (one indexed row): an event stored after a
+        # configuration change is routed by the new configuration, never by a stale copy.
         version = await self.state.config_version()
         if self._routes is None or self._routes.version != version:
             self._routes = await self.build(version)
