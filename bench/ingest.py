@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from eventyard.runtime.settings import Settings
-from eventyard.testing.server import ServerProcess, free_port
+from eventyard.testing.server import ServerProcess, free_port, stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 BATCH_SIZE = 100
@@ -448,13 +448,7 @@ class BareApp:
         raise RuntimeError(f"the bare app did not become ready:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def server_env(workdir: Path, roles: str) -> dict[str, str]:
@@ -564,6 +558,14 @@ def generate(workdir: Path, args: argparse.Namespace, write_key: str) -> tuple[P
     return single_lua, batch_lua, digest.hexdigest()
 
 
+def report_background_load() -> None:
+    """Print how busy the machine is before a run: anything else running skews the numbers."""
+    busy = busy_cpus()
+    if busy is not None:
+        note = "  (WARNING: other processes are busy; results will be low and noisy)" if busy > 0.15 else ""
+        print(f"background load before the run: {busy:.2f} CPUs busy{note}", flush=True)
+
+
 def busy_cpus(seconds: float = 1.0) -> float | None:
     """How many CPUs' worth of time the machine spent busy over ``seconds`` (Linux), before we start."""
 
@@ -667,10 +669,7 @@ def main() -> int:
 
     wrk = ensure_wrk()
     print(machine())
-    busy = busy_cpus()
-    if busy is not None:
-        note = "  (WARNING: other processes are busy; results will be low and noisy)" if busy > 0.15 else ""
-        print(f"background load before the run: {busy:.2f} CPUs busy{note}")
+    report_background_load()
     print(f"{wrk_version(wrk)}; {args.threads} thread(s), {args.connections} connections", flush=True)
 
     tmp = None

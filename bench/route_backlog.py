@@ -37,6 +37,7 @@ from typing import Any
 import uvloop
 
 from eventyard.testing.server import WRITE_KEY, ServerProcess, free_port
+from ingest import report_background_load
 from route_common import (
     Feed,
     RssSampler,
@@ -44,7 +45,6 @@ from route_common import (
     backlog,
     basic_auth,
     blast,
-    busy_cpus,
     machine,
     metric_sum,
     percentile,
@@ -108,10 +108,7 @@ def main() -> int:
 
     uvloop.install()
     print(machine())
-    busy = busy_cpus()
-    if busy is not None:
-        note = "  (WARNING: other processes are busy; results will be low and noisy)" if busy > 0.15 else ""
-        print(f"background load before the run: {busy:.2f} CPUs busy{note}", flush=True)
+    report_background_load()
     feed = Feed(args.seed)
     tmp = None
     if args.workdir is None:

@@ -41,6 +41,8 @@ from typing import Any
 
 import msgspec
 
+from eventyard.testing.server import stop_process
+
 BENCH_DIR = Path(__file__).resolve().parent
 SEED = 20261129
 MID_PLACEHOLDER = "@@MID@@"
@@ -232,13 +234,7 @@ class Sink:
         raise RuntimeError(f"the sink did not start:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, grace=10)
 
     def _get(self, path: str) -> bytes:
         with urllib.request.urlopen(self.url + path, timeout=30) as resp:
@@ -558,22 +554,6 @@ def machine() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     return f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
-
-
-def busy_cpus(seconds: float = 1.0) -> float | None:
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        return sum(fields[:8]), fields[3] + fields[4]
-
-    try:
-        total0, idle0 = sample()
-        time.sleep(seconds)
-        total1, idle1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    if total1 == total0:
-        return 0.0
-    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
 
 
 def main() -> None:

@@ -47,13 +47,13 @@ from typing import Any
 import uvloop
 
 from eventyard.testing.server import WRITE_KEY, ServerProcess, free_port
+from ingest import report_background_load
 from route_common import (
     Feed,
     Sink,
     backlog,
     basic_auth,
     blast,
-    busy_cpus,
     cpu_seconds,
     fixed_rate,
     machine,
@@ -472,10 +472,7 @@ def main() -> int:
 
     uvloop.install()
     print(machine())
-    busy = busy_cpus()
-    if busy is not None:
-        note = "  (WARNING: other processes are busy; results will be low and noisy)" if busy > 0.15 else ""
-        print(f"background load before the run: {busy:.2f} CPUs busy{note}", flush=True)
+    report_background_load()
     feed = Feed(args.seed)
     print(
         f"events: seeded generator (seed {args.seed}), {len(feed.parts)} templates, "

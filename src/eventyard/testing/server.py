@@ -30,6 +30,18 @@ def free_port() -> int:
         return port
 
 
+def stop_process(proc: subprocess.Popen[Any] | None, grace: float = 15.0) -> None:
+    """SIGTERM, wait up to ``grace`` seconds for a clean exit, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def workspace_yaml(write_key: str = WRITE_KEY, extra_sources: str = "") -> str:
     return (
         "workspaces:\n"
@@ -114,13 +126,7 @@ class ServerProcess:
         raise RuntimeError(f"the server did not become ready:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""
