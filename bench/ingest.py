@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from eventyard.runtime.settings import Settings
+from eventyard.spec.stored import raw_events
 from eventyard.testing.server import ServerProcess, free_port, stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -461,10 +462,16 @@ def server_env(workdir: Path, roles: str) -> dict[str, str]:
 
 
 def count_records(data_dir: Path, topic: str) -> int:
-    """Records of a topic in the server's log (read-only; WAL lets us read while it writes)."""
+    """Events in a topic of the server's log (read-only; WAL lets us read while it writes).
+
+    An ``ingest`` record holds the accepted events of one request (``eventyard.spec.stored``).
+    """
     conn = sqlite3.connect(f"file:{data_dir / 'log.sqlite3'}?mode=ro", uri=True, timeout=30)
     try:
-        return int(conn.execute("SELECT count(*) FROM records WHERE topic = ?", (topic,)).fetchone()[0])
+        if topic != "ingest":
+            return int(conn.execute("SELECT count(*) FROM records WHERE topic = ?", (topic,)).fetchone()[0])
+        rows = conn.execute("SELECT payload FROM records WHERE topic = ?", (topic,))
+        return sum(len(raw_events(payload)) for (payload,) in rows)
     finally:
         conn.close()
 

@@ -49,6 +49,7 @@ from route_common import (
     metric_sum,
     percentile,
     scrape,
+    stages_env,
     webhook_workspace,
 )
 
@@ -101,6 +102,11 @@ def main() -> int:
     parser.add_argument("--webhook-batch", type=int, default=500, help="webhook events per request")
     parser.add_argument("--concurrency", type=int, default=4, help="webhook requests in flight")
     parser.add_argument("--time-limit", type=float, default=1800, help="bound of each phase, seconds")
+    parser.add_argument(
+        "--pipeline-stages",
+        default=None,
+        help="run only these unify stages in the server, e.g. 'dedupe' (default: all; benchmark-only hook)",
+    )
     parser.add_argument("--seed", type=int, default=20261129, help="seed of the event generator")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the data directory here")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
@@ -133,7 +139,7 @@ def run(workdir: Path, feed: Feed, args: argparse.Namespace) -> dict[str, Any]:
     sink = Sink(free_port(), workdir, status=503 if args.down == "503" else 200)
     if args.down == "503":
         sink.start()
-    server = ServerProcess(workdir / "data")
+    server = ServerProcess(workdir / "data", env=stages_env(workdir, args.pipeline_stages))
     settings = {
         "batch": True,
         "max_batch_size": args.webhook_batch,
@@ -148,7 +154,12 @@ def run(workdir: Path, feed: Feed, args: argparse.Namespace) -> dict[str, Any]:
     server.start()
     assert server.proc is not None
     rss = RssSampler(server.proc.pid).start()
-    out: dict[str, Any] = {"events": n, "down": args.down, "synchronous": "FULL (default)"}
+    out: dict[str, Any] = {
+        "events": n,
+        "down": args.down,
+        "synchronous": "FULL (default)",
+        "pipeline_stages": args.pipeline_stages or "all",
+    }
     try:
         # ---- 1. ingest with the destination down
         t_start = time.monotonic()
@@ -292,7 +303,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> bool:
     print()
     print(
         f"log synchronous: {r['synchronous']}; webhook batch: true, {args.webhook_batch} events per request, "
-        f"concurrency {args.concurrency}"
+        f"concurrency {args.concurrency}; pipeline stages: {r['pipeline_stages']}"
     )
     print(
         f"ingest: {r['ingested']:,} events in {r['ingest_seconds']:.0f}s = {r['ingest_events_per_s']:,.0f} events/s"

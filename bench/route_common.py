@@ -411,6 +411,30 @@ def webhook_workspace(hook_url: str, settings: dict[str, Any], delivery: dict[st
     return text + "    connections:\n      - source: default\n        destination: hook\n"
 
 
+_STAGES_HOOK = """\
+# Written by bench/route_common.py (benchmark only): the server's unify pipeline keeps just
+# the stages named in ROUTE_BENCH_STAGES, to measure the route path apart from later stages.
+import os
+
+if os.environ.get("ROUTE_BENCH_STAGES"):
+    import eventyard.unify.pipeline as _pipeline
+
+    _keep = os.environ["ROUTE_BENCH_STAGES"].split(",")
+    _pipeline.STAGES[:] = [s for s in _pipeline.STAGES if s[0] in _keep]
+"""
+
+
+def stages_env(workdir: Path, stages: str | None) -> dict[str, str]:
+    """Environment for a server whose pipeline runs only ``stages`` (comma-separated names
+    from ``eventyard.unify.pipeline.STAGES``); empty when ``stages`` is None."""
+    if not stages:
+        return {}
+    hook = workdir / "stages-hook"
+    hook.mkdir(parents=True, exist_ok=True)
+    (hook / "sitecustomize.py").write_text(_STAGES_HOOK)
+    return {"PYTHONPATH": str(hook), "ROUTE_BENCH_STAGES": stages}
+
+
 def roles_env(workdir: Path, roles: tuple[str, ...], name: str) -> dict[str, str]:
     config = workdir / f"{name}.toml"
     config.write_text(f"roles = {json.dumps(list(roles))}\n")
@@ -506,17 +530,23 @@ def trace_breakdown(data_dir: Path, min_seq: int = 0) -> dict[str, dict[str, flo
     ``pipeline``: stored → delivery job queued (unify + fan-out commit);
     ``delivery``: queued → delivery recorded (lease, batching wait, HTTP, commit).
     """
+    from eventyard.log.base import TraceEntry
+
+    decode = msgspec.json.Decoder(list[TraceEntry]).decode
+    wanted = {"accepted", "queued", "delivered"}
+    steps: dict[str, dict[str, float]] = {}
     conn = sqlite3.connect(f"file:{data_dir / 'log.sqlite3'}?mode=ro", uri=True, timeout=30)
     try:
-        rows = conn.execute(
-            "SELECT message_id, step, min(at) FROM trace WHERE step IN ('accepted', 'queued', 'delivered') "
-            "GROUP BY message_id, step"
-        ).fetchall()
+        # Entries are stored packed per event and commit (see eventyard.log.trace_rows); an
+        # entry without a time took its commit's, which is its row's.
+        for message_id, row_at, packed in conn.execute("SELECT message_id, at, entries FROM trace"):
+            mine = steps.setdefault(message_id, {})
+            for e in decode(packed):
+                if e.step in wanted:
+                    at = e.at or row_at
+                    mine[e.step] = min(at, mine.get(e.step, at))
     finally:
         conn.close()
-    steps: dict[str, dict[str, float]] = {}
-    for message_id, step, at in rows:
-        steps.setdefault(message_id, {})[step] = at
     parts: dict[str, list[float]] = {"ingest": [], "pipeline": [], "delivery": []}
     for message_id, at in steps.items():
         bits = message_id.split("-")

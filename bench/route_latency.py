@@ -60,6 +60,7 @@ from route_common import (
     percentile,
     roles_env,
     scrape,
+    stages_env,
     trace_breakdown,
     wait_until,
     webhook_workspace,
@@ -158,7 +159,7 @@ def latency_scenario(
     delivery: dict[str, Any],
 ) -> dict[str, Any]:
     sink.reset()
-    server = ServerProcess(workdir / name, env=sync_env(args))
+    server = ServerProcess(workdir / name, env=server_env(args, workdir))
     server.prepare(webhook_workspace(sink.url + "/hook", {"timeout_seconds": 10, **settings}, delivery))
     server.start()
     try:
@@ -196,7 +197,7 @@ def throughput_staged(workdir: Path, sink: Sink, feed: Feed, args: argparse.Name
     out: dict[str, Any] = {"events": n}
 
     def stage(role: str, work: Any) -> None:
-        server.env = {**roles_env(workdir, (role,), f"{role}-only"), **sync_env(args)}
+        server.env = {**roles_env(workdir, (role,), f"{role}-only"), **server_env(args, workdir)}
         server.start()
         try:
             assert server.proc is not None
@@ -245,14 +246,17 @@ def throughput_staged(workdir: Path, sink: Sink, feed: Feed, args: argparse.Name
     return out
 
 
-def sync_env(args: argparse.Namespace) -> dict[str, str]:
-    return {} if args.log_synchronous == "FULL" else {"EVENTYARD_LOG_SYNCHRONOUS": args.log_synchronous}
+def server_env(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
+    env = stages_env(workdir, args.pipeline_stages)
+    if args.log_synchronous != "FULL":
+        env["EVENTYARD_LOG_SYNCHRONOUS"] = args.log_synchronous
+    return env
 
 
 def throughput_e2e(workdir: Path, sink: Sink, feed: Feed, args: argparse.Namespace) -> dict[str, Any]:
     n = args.events
     sink.reset()
-    server = ServerProcess(workdir / "e2e", env=sync_env(args))
+    server = ServerProcess(workdir / "e2e", env=server_env(args, workdir))
     server.prepare(webhook_workspace(sink.url + "/hook", throughput_settings(args), throughput_delivery(args)))
     server.start()
     try:
@@ -462,6 +466,11 @@ def main() -> int:
         default="FULL",
         help="the log's SQLite synchronous setting (default FULL, as the server's default)",
     )
+    parser.add_argument(
+        "--pipeline-stages",
+        default=None,
+        help="run only these unify stages in the server, e.g. 'dedupe' (default: all; benchmark-only hook)",
+    )
     parser.add_argument("--seed", type=int, default=20261129, help="seed of the event generator")
     parser.add_argument(
         "--only", choices=["latency", "throughput"], default=None, help="run only one part (baselines always run)"
@@ -479,6 +488,8 @@ def main() -> int:
         f"mean {feed.mean_event_bytes:.0f} bytes",
         flush=True,
     )
+    if args.pipeline_stages:
+        print(f"pipeline stages in the server: only {args.pipeline_stages} (benchmark hook)", flush=True)
 
     tmp = None
     if args.workdir is None:

@@ -1,21 +1,26 @@
 """PostgreSQL warehouse load rate: eventyard's ``deliver`` path against a plain COPY of the same rows.
 
-    .venv/bin/python bench/warehouse_postgres.py                 # 1,000,000 events
-    .venv/bin/python bench/warehouse_postgres.py --events 200000 --max-seconds 300
+    .venv/bin/python bench/warehouse_postgres.py                  # 1,000,000 events
+    .venv/bin/python bench/warehouse_postgres.py --events 200000
 
-Events are ``ingest.EventGenerator``'s (seeded: track 60 %, page 25 %, identify 15 %), with
-``receivedAt`` set and messageIds ``bench-<n>``. Generating them is not timed.
+Events are ``ingest.EventGenerator``'s (seeded: track 60 %, page 25 %, identify 15 %) with
+``receivedAt`` set and messageIds ``bench-<n>`` (``warehouse_common.batches``). They are
+generated round by round (``--round`` batches at a time) and not timed.
+
+Each round is loaded twice, one after the other, so that both meet the same background load
+(the machine is shared, and PostgreSQL runs on it too):
 
 * **eventyard**: ``PostgresDestination.deliver`` in batches of ``--batch`` with two loads in
-  flight (the destination's default concurrency): flattening, schema planning, binary COPY into
-  staging tables and ``INSERT ... ON CONFLICT`` in one transaction per batch.
-* **plain**: the same rows (flattened and coerced by ``eventyard.warehouse`` outside the timer)
-  with one binary ``COPY`` per table and batch, two connections in parallel, into tables created
-  ``LIKE`` eventyard's (same columns, same primary keys), autocommit.
+  flight (the destination's default concurrency, as the delivery worker runs it): flattening,
+  schema planning, CSV from Arrow, ``COPY`` into staging tables and ``INSERT ... ON CONFLICT``,
+  the ``users`` upsert and discards, one transaction per batch.
+* **plain**: the same rows, flattened and coerced by ``eventyard.warehouse`` outside the timer
+  into Python tuples, with one binary ``COPY`` per table and batch (psycopg ``write_row``), two
+  connections in parallel, into tables created ``LIKE`` eventyard's (same columns, same primary
+  keys), autocommit. ``users`` gets each user's first row (COPY cannot upsert).
 
-It prints rows/s (rows written, events for eventyard's rate too) and the ratio eventyard / plain.
-A run stops generating new batches after ``--max-seconds`` per side. Only 127.0.0.1 is contacted,
-in a throwaway database that is dropped at the end.
+It prints rows/s (rows in the tables; events/s too for eventyard) and the ratio eventyard /
+plain. Only 127.0.0.1 is contacted, in a throwaway database that is dropped at the end.
 """
 
 from __future__ import annotations
@@ -23,42 +28,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import secrets
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from eventyard.destinations.base import DestinationContext
+from eventyard.destinations.base import DestinationContext, Outcome
 from eventyard.destinations.postgres import PostgresDestination, PostgresSettings
 from eventyard.destinations.postgres.types import SQL_TYPES, sendable, type_of_column
 from eventyard.testing.events import delivery
-from eventyard.warehouse import POSTGRES, flatten_event, plan_table
-from ingest import EventGenerator
+from eventyard.warehouse import POSTGRES, ColumnType
+from warehouse_common import DEFAULT_SEED, SOURCE, batches, machine_load, plain_columns
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-SOURCE = "bench"
-
-
-def batches(count: int, size: int, seed: int) -> Iterator[list[dict[str, Any]]]:
-    gen = EventGenerator(seed)
-    n = 0
-    while n < count:
-        out = []
-        for _ in range(min(size, count - n)):
-            event = gen.event()
-            event["messageId"] = f"bench-{n}"
-            event["receivedAt"] = event["timestamp"]
-            event.setdefault("originalTimestamp", event["timestamp"])
-            out.append(event)
-            n += 1
-        yield out
+Tables = dict[str, dict[str, ColumnType]]
 
 
 @contextlib.contextmanager
@@ -73,103 +62,108 @@ def database() -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-async def run_eventyard(
-    dsn: str, args: argparse.Namespace, all_batches: list[list[dict[str, Any]]]
-) -> tuple[int, float]:
-    settings = PostgresSettings(dsn=dsn, batch_size=args.batch, concurrency=2)
-    dest = PostgresDestination(settings, DestinationContext("dst-bench", "bench", Path("/tmp")))
-    await dest.start()
-    loaded = 0
-    started = time.perf_counter()
-    pending: list[asyncio.Task[list[Any]]] = []
-    try:
-        for batch in all_batches:
-            items = [delivery(e, source_id=SOURCE) for e in batch]
-            if len(pending) >= 2:
-                outcomes = await pending.pop(0)
-                assert all(o.kind == "delivered" for o in outcomes), outcomes[:1]
-            pending.append(asyncio.create_task(dest.deliver(items)))
-            loaded += len(items)
-            if time.perf_counter() - started > args.max_seconds:
-                break
+def _check(outcomes: list[Outcome]) -> None:
+    bad = [o for o in outcomes if o.kind != "delivered"]
+    assert not bad, bad[0]
+
+
+class Eventyard:
+    def __init__(self, dsn: str, batch_size: int) -> None:
+        settings = PostgresSettings(dsn=dsn, batch_size=batch_size, schemas={SOURCE: SOURCE})
+        self.dest = PostgresDestination(settings, DestinationContext("dst-bench", "bench", Path("/tmp")))
+        self.concurrency = settings.concurrency
+        self.seconds = 0.0
+        self.events = 0
+
+    async def load(self, work: list[list[Any]]) -> None:
+        """Like the delivery worker: up to ``concurrency`` loads in flight."""
+        pending: list[asyncio.Task[list[Outcome]]] = []
+        started = time.perf_counter()
+        for items in work:
+            if len(pending) >= self.concurrency:
+                _check(await pending.pop(0))
+            pending.append(asyncio.create_task(self.dest.deliver(items)))
         for task in pending:
-            outcomes = await task
-            assert all(o.kind == "delivered" for o in outcomes), outcomes[:1]
-    finally:
-        await dest.close()
-    return loaded, time.perf_counter() - started
+            _check(await task)
+        self.seconds += time.perf_counter() - started
+        self.events += sum(len(items) for items in work)
 
 
-def plain_rows(
-    batch: list[dict[str, Any]], columns: dict[str, dict[str, Any]], seen_users: set[str]
-) -> dict[str, list[tuple[Any, ...]]]:
-    """The batch's rows per table, coerced exactly as eventyard coerces them, in the table's column order."""
-    now = datetime.now(UTC)
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for event in batch:
-        for row in flatten_event(event, loaded_at=now, dialect=POSTGRES).rows:
-            grouped[row.table].append(row.row)
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for table, rows in grouped.items():
-        types = columns[table]
-        plan = plan_table(table, types, rows, POSTGRES)
-        if table == "users":  # COPY cannot upsert: each user's first row only
-            fresh = {r["id"]: r for r in plan.rows if r["id"] not in seen_users}
-            seen_users.update(fresh)
-            plan.rows = list(fresh.values())
-        out[table] = [tuple(sendable(r.get(c)) for c in types) for r in plan.rows]
-    return out
+class Plain:
+    """Tables ``LIKE`` eventyard's in the schema ``plain``, loaded with binary COPY on two connections."""
 
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conns: list[psycopg.AsyncConnection[Any]] = []
+        self.tables: Tables = {}
+        self.seconds = 0.0
+        self.rows = 0
 
-async def run_plain(dsn: str, all_batches: list[list[dict[str, Any]]], loaded_events: int) -> tuple[int, float]:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+    async def start(self) -> None:
+        self.conns = [await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) for _ in range(2)]
+        await self.conns[0].execute("CREATE SCHEMA plain")
+
+    async def catch_up(self) -> Tables:
+        """Create or extend the plain tables to eventyard's columns (not timed); eventyard's tables."""
+        conn = self.conns[0]
         cur = await conn.execute(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name <> 'discards' ORDER BY table_name, ordinal_position",
             (SOURCE,),
         )
-        columns: dict[str, dict[str, Any]] = defaultdict(dict)
+        tables: Tables = {}
         for table, column, kind in await cur.fetchall():
-            columns[str(table)][str(column)] = type_of_column(str(kind))
-        await conn.execute("CREATE SCHEMA plain")
-        for table in columns:
-            await conn.execute(
-                sql.SQL("CREATE TABLE plain.{} (LIKE {}.{} INCLUDING ALL)").format(
-                    sql.Identifier(table), sql.Identifier(SOURCE), sql.Identifier(table)
+            tables.setdefault(str(table), {})[str(column)] = type_of_column(str(kind))
+        for table, columns in tables.items():
+            have = self.tables.get(table)
+            if have is None:
+                await conn.execute(
+                    sql.SQL("CREATE TABLE plain.{} (LIKE {}.{} INCLUDING ALL)").format(
+                        sql.Identifier(table), sql.Identifier(SOURCE), sql.Identifier(table)
+                    )
                 )
+            else:
+                for column, kind in columns.items():
+                    if column not in have:
+                        await conn.execute(
+                            sql.SQL("ALTER TABLE plain.{} ADD COLUMN {} {}").format(
+                                sql.Identifier(table), sql.Identifier(column), sql.SQL(SQL_TYPES[kind])
+                            )
+                        )
+            self.tables[table] = dict(columns)
+        return tables
+
+    async def load(self, prepared: list[dict[str, list[tuple[Any, ...]]]]) -> None:
+        started = time.perf_counter()
+        for batch in prepared:
+            tables = list(batch)
+            await asyncio.gather(*(self._copy(c, tables[i::2], batch) for i, c in enumerate(self.conns)))
+        self.seconds += time.perf_counter() - started
+        self.rows += sum(len(rows) for batch in prepared for rows in batch.values())
+
+    async def _copy(self, conn: psycopg.AsyncConnection[Any], tables: list[str], batch: dict[str, Any]) -> None:
+        for table in tables:
+            names = list(self.tables[table])
+            stmt = sql.SQL("COPY plain.{} ({}) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
             )
-    conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(2)]
-    rows_written = 0
-    elapsed = 0.0
-    seen_users: set[str] = set()
-    taken = 0
-    try:
-        for batch in all_batches:
-            if taken >= loaded_events:
-                break
-            taken += len(batch)
-            prepared = plain_rows(batch, columns, seen_users)  # not timed
-            tables = list(prepared)
-            t0 = time.perf_counter()
-            await asyncio.gather(*(_copy(c, tables[i::2], prepared, columns) for i, c in enumerate(conns)))
-            elapsed += time.perf_counter() - t0
-            rows_written += sum(len(r) for r in prepared.values())
-    finally:
-        for c in conns:
-            await c.close()
-    return rows_written, elapsed
+            async with conn.cursor() as cur, cur.copy(stmt) as copy:
+                copy.set_types([SQL_TYPES[self.tables[table][n]] for n in names])
+                for row in batch[table]:
+                    await copy.write_row(row)
+
+    async def close(self) -> None:
+        for conn in self.conns:
+            await conn.close()
 
 
-async def _copy(conn: psycopg.AsyncConnection[Any], tables: list[str], prepared: dict[str, Any], columns: Any) -> None:
-    for table in tables:
-        names = list(columns[table])
-        stmt = sql.SQL("COPY plain.{} ({}) FROM STDIN (FORMAT BINARY)").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names))
-        )
-        async with conn.cursor() as cur, cur.copy(stmt) as copy:
-            copy.set_types([SQL_TYPES[columns[table][n]] for n in names])
-            for row in prepared[table]:
-                await copy.write_row(row)
+def plain_rows(batch: list[dict[str, Any]], tables: Tables, seen_users: set[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """The batch's rows as tuples in each table's column order (NULs removed as eventyard does)."""
+    columns = plain_columns(batch, tables, seen_users, POSTGRES, naive=False)
+    return {
+        table: [tuple(sendable(v) for v in row) for row in zip(*values.values(), strict=True)]
+        for table, values in columns.items()
+    }
 
 
 async def count_rows(dsn: str, schema: str) -> int:
@@ -189,32 +183,47 @@ async def count_rows(dsn: str, schema: str) -> int:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
-    parser.add_argument("--seed", type=int, default=20261129)
-    parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--round", type=int, default=10, help="batches per round (each side loads a round in turn)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args()
-    t0 = time.perf_counter()
-    all_batches = list(batches(args.events, args.batch, args.seed))
-    print(f"generated {args.events:,} events in {time.perf_counter() - t0:.1f} s (not timed)")
+    print(f"before the run: {machine_load()}", flush=True)
+    seen_users: set[str] = set()
+    generated = batches(args.events, args.batch, args.seed)
     with database() as dsn:
-        events, seconds = await run_eventyard(dsn, args, all_batches)
+        eventyard = Eventyard(dsn, args.batch)
+        plain = Plain(dsn)
+        await plain.start()
+        try:
+            while chunk := list(itertools.islice(generated, args.round)):
+                work = [[delivery(e, source_id=SOURCE) for e in batch] for batch in chunk]  # not timed
+                await eventyard.load(work)
+                tables = await plain.catch_up()
+                prepared = [plain_rows(batch, tables, seen_users) for batch in chunk]  # not timed
+                await plain.load(prepared)
+                print(
+                    f"  {eventyard.events:,} events: eventyard {eventyard.seconds:.1f} s, plain {plain.seconds:.1f} s",
+                    flush=True,
+                )
+        finally:
+            await eventyard.dest.close()
+            await plain.close()
         rows = await count_rows(dsn, SOURCE)
-        print(
-            f"eventyard: {events:,} events -> {rows:,} rows in {seconds:.1f} s: "
-            f"{events / seconds:,.0f} events/s, {rows / seconds:,.0f} rows/s"
-        )
-        plain_written, plain_seconds = await run_plain(dsn, all_batches, events)
-        plain = await count_rows(dsn, "plain")
-        print(
-            f"plain COPY: {plain_written:,} rows ({plain:,} in the tables) in {plain_seconds:.1f} s: "
-            f"{plain_written / plain_seconds:,.0f} rows/s"
-        )
-        ratio = (rows / seconds) / (plain_written / plain_seconds)
-        print(
-            f"ratio eventyard / plain (rows/s): {ratio:.2f}  (target >= 0.50: {'met' if ratio >= 0.5 else 'not met'})"
-        )
+        stored = await count_rows(dsn, "plain")
+    rate = rows / eventyard.seconds
+    plain_rate = plain.rows / plain.seconds
+    print(
+        f"eventyard deliver: {eventyard.events:,} events -> {rows:,} rows in {eventyard.seconds:.1f} s: "
+        f"{eventyard.events / eventyard.seconds:,.0f} events/s, {rate:,.0f} rows/s"
+    )
+    print(
+        f"plain COPY: {plain.rows:,} rows ({stored:,} in the tables) in {plain.seconds:.1f} s: {plain_rate:,.0f} rows/s"
+    )
+    ratio = rate / plain_rate
+    print(f"ratio eventyard / plain (rows/s): {ratio:.2f}  (target >= 0.50: {'met' if ratio >= 0.5 else 'not met'})")
+    print(f"after the run: {machine_load()}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Every test loads into its own schemas (a random prefix) of one throwaway databas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import secrets
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,13 @@ import psycopg
 import pytest
 from pg_warehouse_support import fresh_database, new_prefix, postgres_is_up
 
-from eventyard.destinations.base import DeleteSubject, DeliveryEvent, DestinationContext
+from eventyard.destinations.base import (
+    DeleteSubject,
+    DeliveryEvent,
+    DestinationContext,
+    DestinationServices,
+    DiscardReport,
+)
 from eventyard.destinations.postgres import PostgresDestination, PostgresSettings
 from eventyard.errors import ConfigError, Unavailable
 from eventyard.testing import events
@@ -313,3 +320,73 @@ async def test_permission_denied_is_a_terminal_failure(wh: Warehouse) -> None:
         finally:
             await conn.execute(f"GRANT CREATE ON DATABASE {wh.dsn.rsplit('/', 1)[1]} TO PUBLIC")
             await conn.execute(f'DROP ROLE "{role}"')
+
+
+class Recorder(DestinationServices):
+    """Services that remember the discards reported and know some source names."""
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.names = names or {}
+        self.discards: list[DiscardReport] = []
+
+    async def report_discards(self, context: DestinationContext, discards: Sequence[DiscardReport]) -> None:
+        self.discards.extend(discards)
+
+    async def source_name(self, source_id: str) -> str | None:
+        return self.names.get(source_id)
+
+
+def with_services(wh: Warehouse, services: DestinationServices, **overrides: Any) -> PostgresDestination:
+    destination = wh.destination(**overrides)
+    destination.context.services = services
+    return destination
+
+
+async def test_text_loads_exactly_and_nul_characters_are_dropped(wh: Warehouse) -> None:
+    d = wh.destination()
+    texts = {"empty": "", "quote": 'say "hi", ok', "lines": "a\nb\r\nc", "backslash": "\\.", "nul": "a\x00b"}
+    await load(d, events.track("Noted", texts, message_id="n-1"))
+    [row] = await wh.query("SELECT empty, quote, lines, backslash, nul FROM {s}.noted WHERE id = %s", "n-1")
+    assert row == ("", 'say "hi", ok', "a\nb\r\nc", "\\.", "ab")
+
+
+async def test_discards_are_reported_with_their_event(wh: Warehouse) -> None:
+    services = Recorder()
+    d = with_services(wh, services)
+    await load(d, events.track("Signed Up", {"paid": True}, message_id="r-1"))
+    await load(d, events.track("Signed Up", {"paid": "yes"}, message_id="r-2"))
+    assert [(r.message_id, r.schema, r.table, r.column, r.reason) for r in services.discards] == [
+        ("r-2", wh.schema, "signed_up", "paid", "not_boolean")
+    ]
+
+
+async def test_one_event_postgres_refuses_fails_alone_and_the_rest_loads(wh: Warehouse) -> None:
+    d = wh.destination()
+    batch = [events.track("Clicked", {"n": i}, message_id=f"k-{i}") for i in range(7)]
+    batch[2] = events.track("Clicked", message_id="k-" + secrets.token_urlsafe(6000))  # over the index entry limit
+    batch[5] = events.track("Clicked", {"label": "\ud800"}, message_id="k-5")  # not UTF-8 at all
+    outcomes = await d.deliver(deliveries(*batch))
+    assert [o.kind for o in outcomes] == [
+        "delivered",
+        "delivered",
+        "failed",
+        "delivered",
+        "delivered",
+        "failed",
+        "delivered",
+    ]
+    assert outcomes[2].error.startswith("load_refused:") and "index row" in outcomes[2].error
+    assert outcomes[5].error.startswith("load_refused:")
+    loaded = await wh.query("SELECT id FROM {s}.clicked ORDER BY id")
+    assert [r[0] for r in loaded] == ["k-0", "k-1", "k-3", "k-4", "k-6"]
+
+
+async def test_schemas_are_named_after_their_sources(wh: Warehouse) -> None:
+    d = with_services(wh, Recorder({"src_a": "Web Shop"}), schemas={"src_b": "Legacy App"})
+    items = [
+        events.delivery(events.track(message_id="s-1"), source_id="src_a"),
+        events.delivery(events.track(message_id="s-2"), source_id="src_b"),
+    ]
+    assert {o.kind for o in await d.deliver(items)} == {"delivered"}
+    found = await wh.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s ORDER BY 1", wh.prefix + "%")
+    assert [r[0] for r in found] == [wh.prefix + "legacy_app", wh.prefix + "web_shop"]

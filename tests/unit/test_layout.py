@@ -36,7 +36,13 @@ def test_stages_never_import_each_other() -> None:
 
 
 def test_only_runtime_picks_concrete_backends() -> None:
-    concrete = ("eventyard.log.sqlite", "eventyard.state.sqlite", "eventyard.log.memory")
+    concrete = (
+        "eventyard.log.sqlite",
+        "eventyard.state.sqlite",
+        "eventyard.log.memory",
+        "eventyard.state.identity_sqlite",
+        "eventyard.state.identity_postgres",
+    )
     problems = []
     for path in ROOT.rglob("*.py"):
         rel = path.relative_to(ROOT)

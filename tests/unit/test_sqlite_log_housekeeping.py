@@ -1,9 +1,13 @@
-"""SQLite log housekeeping: the backlog recount sees what other processes did."""
+"""SQLite log housekeeping: the backlog recount sees what other processes did; rescheduling goes in steps."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import pytest
+
+from eventyard.log import sqlite as sqlite_log
 from eventyard.log.sqlite import SQLiteEventLog
 
 
@@ -25,3 +29,21 @@ async def test_refresh_backlog_recounts_records_finished_by_another_process(tmp_
     finally:
         await ours.close()
         await theirs.close()
+
+
+async def test_reschedule_waiting_goes_through_a_large_queue_in_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_log, "RESCHEDULE_STEP", 3)
+    log = SQLiteEventLog(tmp_path / "log.sqlite3")
+    await log.start()
+    try:
+        await log.append("t", [("", str(i).encode()) for i in range(10)])
+        await log.append("other", [("", b"x")])
+        leased = await log.lease("t", "c", 10)
+        await log.retry([r.id for r in leased[1:]], time.time() + 3600, "down")  # the first stays leased
+        assert await log.reschedule_waiting("t", 0.0) == 9
+        again = await log.lease("t", "c", 10)
+        assert [r.payload for r in again] == [str(i).encode() for i in range(1, 10)]
+    finally:
+        await log.close()

@@ -10,12 +10,16 @@ import pytest
 
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.spec.limits import Limits
+from eventyard.spec.stored import load
 from eventyard.testing.asgi import basic, call
 from eventyard.testing.harness import AppHarness
 
 
 async def stored(h: AppHarness, topic: str = INGEST_TOPIC) -> list[dict[str, Any]]:
-    return [msgspec.json.decode(r.payload) for r in await h.components.log.read(topic, limit=10_000)]
+    records = await h.components.log.read(topic, limit=10_000)
+    if topic == INGEST_TOPIC:
+        return [event for r in records for event in load(r.payload)]
+    return [msgspec.json.decode(r.payload) for r in records]
 
 
 def auth(h: AppHarness) -> dict[str, str]:

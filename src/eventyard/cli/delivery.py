@@ -61,6 +61,8 @@ def status(url: str, token: str, window: int, as_json: bool) -> None:
     for d in data["destinations"]:
         if d["health"]["status"] != "healthy":
             console.print(f"[red]{d['name']} is degraded:[/] {d['health'].get('reason', '')}")
+        for alert in d.get("alerts", []):
+            console.print(f"[yellow]{d['name']}: {alert['code']}:[/] {alert['message']}", highlight=False)
 
 
 def trace(url: str, token: str, message_id: str, as_json: bool) -> None:
@@ -79,6 +81,7 @@ def trace(url: str, token: str, message_id: str, as_json: bool) -> None:
             "delivered": "green",
             "filtered": "yellow",
             "dropped": "yellow",
+            "discarded": "yellow",
             "dead_lettered": "red",
             "retrying": "red",
         }

@@ -11,6 +11,7 @@ from eventyard import __version__
 from eventyard.cli import apply as apply_cmd
 from eventyard.cli import delivery as delivery_cmd
 from eventyard.cli import new as new_cmd
+from eventyard.cli import profile as profile_cmd
 from eventyard.cli import send as send_cmd
 from eventyard.cli import serve as serve_cmd
 from eventyard.cli import tail as tail_cmd
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(new_cmd.app, name="new")
+app.add_typer(profile_cmd.app, name="profile")
 warehouse_app = typer.Typer(help="The embedded warehouse (DuckDB): tables and columns.", no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
 
@@ -166,8 +168,9 @@ def sql(
     data_dir: Path | None = DataDir,
     json_: bool = typer.Option(False, "--json", help="Print columns and rows as JSON."),
 ) -> None:
-    """Run a read-only SQL query on the embedded warehouse of a running server and print a table."""
-    warehouse_cmd.sql(url, admin_token(token, data_dir), query, destination, max_rows, json_)
+    """Run a read-only SQL query on the embedded warehouse and print a table (through the server
+    at --url; when none answers, on the data directory's DuckDB file, read-only)."""
+    warehouse_cmd.sql(url, token, data_dir, query, destination, max_rows, json_)
 
 
 @warehouse_app.command("describe")
@@ -178,8 +181,9 @@ def warehouse_describe(
     data_dir: Path | None = DataDir,
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List the warehouse's schemas, tables and columns (with types)."""
-    warehouse_cmd.describe(url, admin_token(token, data_dir), destination, json_)
+    """List the warehouse's schemas, tables and columns (with types); like `sql`, without a
+    running server it reads the data directory's DuckDB file directly."""
+    warehouse_cmd.describe(url, token, data_dir, destination, json_)
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """The tracking API as a plain ASGI callable (no router on the hot path).
 
 Paths are looked up in one dict; anything that is not a tracking path goes to the
-``fallback`` app (the control plane and UI). Every response carries CORS headers so browser
-SDKs can call any path; preflights are answered here.
+``fallback`` app (the control plane and UI). Every response to a browser (a
+request with ``Origin``) carries CORS headers so browser SDKs can call any path; preflights
+are answered here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from eventyard.quality.metrics import Metrics
 from eventyard.spec import timestamps
 from eventyard.spec.messages import EVENT_TYPES, MERGE, SHORT_TYPES, BatchBody
 from eventyard.spec.normalize import Envelope
+from eventyard.spec.stored import decode_head
 from eventyard.state.base import Source
 
 Scope = MutableMapping[str, Any]
@@ -116,8 +118,9 @@ class RequestInfo:
 
 
 def cors_headers(info: RequestInfo) -> list[tuple[bytes, bytes]]:
+    # Browsers send Origin with every cross-origin request; without it there is nobody to tell.
     if not info.origin:
-        return [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", EXPOSE)]
+        return []
     return [
         (b"access-control-allow-origin", info.origin),
         (b"access-control-allow-credentials", b"true"),
@@ -261,10 +264,10 @@ class CollectApp:
             source = await self.sources.find(hinted_key)
             source = self._check_source(source, hinted_key)
 
-        received = timestamps.now()
+        received, received_at = timestamps.now_stamped()
         env = Envelope(
             received=received,
-            received_at=timestamps.format_utc(received),
+            received_at=received_at,
             client_ip=self._client_ip(scope, info),
             browser=bool(info.origin) or info.content_type.startswith("text/plain"),
         )
@@ -272,9 +275,9 @@ class CollectApp:
         if kind == "pixel":
             if source is None:
                 raise RequestRejected("missing_write_key", REQUEST["missing_write_key"].text)
-            obj = browser.pixel_event(params)
-            accepted, refused = self.ingestor.build_single(obj, event_type, source, env)
-            await self._finish_single(send, info, source, accepted, refused, gif=True)
+            pixel = _encode(browser.pixel_event(params))
+            built = self.ingestor.build_single(pixel, event_type, source, env)
+            await self._finish_single(send, info, source, built, gif=True)
             return
 
         limit = source.limits.max_request_bytes if source else self.sources.max_request_bytes
@@ -296,9 +299,14 @@ class CollectApp:
                 await self._admit()
                 await self._ingest_batch(send, info, source, batch, env, body)
                 return
-            obj = decode_object(body)
-            if source is None:
+            # The head (the checked fields only) is enough when the event is well formed.
+            head = decode_head(body)
+            if head is None:
+                obj = decode_object(body)
                 key = obj.get("writeKey") or obj.get("write_key")
+            else:
+                key = head.writeKey or head.write_key
+            if source is None:
                 key = key if isinstance(key, str) else None
                 source = self._check_source(await self.sources.find(key) if key else None, key)
                 self._check_size(body, source.limits.max_event_bytes)
@@ -307,8 +315,8 @@ class CollectApp:
             if source is not None and exc.reason in RECORDED_REQUEST_REASONS:
                 await self.ingestor.record_request_refusal(source, exc.reason, exc.message, body, env)
             raise
-        accepted, refused = self.ingestor.build_single(obj, event_type, source, env)
-        await self._finish_single(send, info, source, accepted, refused, body_len=len(body))
+        built = self.ingestor.build_single(body, event_type, source, env, head)
+        await self._finish_single(send, info, source, built, body_len=len(body))
 
     def _check_source(self, source: Source | None, key: str | None) -> Source:
         if source is None:
@@ -343,9 +351,8 @@ class CollectApp:
         env.context = batch.context
         env.integrations = batch.integrations
         env.sent_at = batch.sentAt
-        accepted, refused = self.ingestor.build_batch(batch, source, env)
-        outcome = await self.ingestor.store(source, accepted, refused)
-        self.metrics.ingest_bytes.labels(source.id).inc(len(body))
+        outcome = await self.ingestor.store(source, *self.ingestor.build_batch(batch, source, env))
+        self.ingestor.count(source.id, outcome.accepted, len(body))
         if not outcome.accepted:
             raise RequestRejected("no_valid_events", REQUEST["no_valid_events"].text, outcome.rejected)
         if outcome.rejected:
@@ -359,14 +366,12 @@ class CollectApp:
         send: Send,
         info: RequestInfo,
         source: Source,
-        accepted: list[tuple[str, bytes]],
-        refused: list[dict[str, Any]],
+        built: tuple[list[tuple[str, bytes]], list[dict[str, Any]], int],
         gif: bool = False,
         body_len: int = 0,
     ) -> None:
-        outcome = await self.ingestor.store(source, accepted, refused)
-        if body_len:
-            self.metrics.ingest_bytes.labels(source.id).inc(body_len)
+        outcome = await self.ingestor.store(source, *built)
+        self.ingestor.count(source.id, outcome.accepted, body_len)
         if outcome.rejected:
             first = outcome.rejected[0]
             raise RequestRejected(first["reason"], first["message"], outcome.rejected)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import binascii
+import functools
 from base64 import b64decode
 from urllib.parse import parse_qs
 
 
+@functools.lru_cache(maxsize=4096)
 def basic_user(authorization: str) -> str | None:
-    """The user part of ``Authorization: Basic ...`` (the write key; password ignored)."""
+    """The user part of ``Authorization: Basic ...`` (the write key; password ignored).
+
+    Cached: SDKs send the same header with every request.
+    """
     scheme, _, value = authorization.partition(" ")
     if scheme.lower() != "basic" or not value:
         return None

@@ -1,8 +1,9 @@
-"""Ingest: parse a request's events, normalize them, append them durably, report refusals.
+"""Ingest: check a request's events, append them durably, report refusals.
 
 The unit of work is one request from one source. Accepted events go to the ``ingest``
 topic (key: source id) and refused ones to the ``rejected`` topic, in the same group
-commit; the caller answers 200 only after both are durable.
+commit; the caller answers 200 only after both are durable. Accepted events are stored as
+sent, with the request's envelope (``eventyard.spec.stored``); they are normalized when read.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from eventyard.log import topics
 from eventyard.log.base import EventLog
 from eventyard.quality.metrics import Metrics
 from eventyard.spec.messages import BatchBody
-from eventyard.spec.normalize import Envelope, EventRejected, normalize
+from eventyard.spec.normalize import Envelope, EventRejected
+from eventyard.spec.stored import EventHead, Request
 from eventyard.state.base import Source
 
 INGEST_TOPIC = topics.INGEST
@@ -72,6 +74,14 @@ def decode_object(body: bytes) -> dict[str, Any]:
     return obj
 
 
+def _as_item(data: bytes) -> Any:
+    """A refused event's JSON for its ``rejected`` record (``None`` when it does not parse)."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        return None
+
+
 def _refusal(
     index: int, item: Any, reason: str, message: str, source: Source, env: Envelope, raw: bytes | None
 ) -> dict[str, Any]:
@@ -102,39 +112,54 @@ class Ingestor:
         self.log = log
         self.metrics = metrics
 
+    def count(self, source_id: str, events: int, body_bytes: int) -> None:
+        """Count accepted events and body bytes of a source."""
+        self.metrics.ingest.count(source_id, events, body_bytes)
+
     def build_batch(
         self, batch: BatchBody, source: Source, env: Envelope
-    ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]]]:
+    ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]], int]:
+        """The record of the batch's accepted events, the refusals, and how many were accepted."""
         items = batch.batch or []
         limit = source.limits.max_event_bytes
-        accepted: list[tuple[str, bytes]] = []
+        request = Request(env)
+        good: list[msgspec.Raw] = []
+        made_up: dict[int, str] = {}
         refused: list[dict[str, Any]] = []
         for index, raw in enumerate(items):
-            data = bytes(raw)
-            item: Any = None
             try:
-                if len(data) > limit:
-                    raise EventRejected(
-                        "event_too_large", f"the event is {len(data)} bytes; this source allows {limit}"
-                    )
-                item = _decode(data)
-                if not isinstance(item, dict):
-                    raise EventRejected("not_an_object", "a batch item must be a JSON object")
-                accepted.append((source.id, _encode(normalize(item, None, env))))
+                if len(raw) > limit:
+                    raise EventRejected("event_too_large", f"the event is {len(raw)} bytes; this source allows {limit}")
+                message_id = request.check(raw)
             except EventRejected as exc:
-                refused.append(_refusal(index, item, exc.reason, exc.message, source, env, data))
-        return accepted, refused
+                data = bytes(raw)
+                refused.append(_refusal(index, _as_item(data), exc.reason, exc.message, source, env, data))
+                continue
+            if message_id is not None:
+                made_up[len(good)] = message_id
+            good.append(raw)
+        if not good:
+            return [], refused, 0
+        return [(source.id, request.value(good, made_up))], refused, len(good)
 
     def build_single(
-        self, obj: dict[str, Any], event_type: str | None, source: Source, env: Envelope
-    ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]]]:
+        self, body: bytes, event_type: str | None, source: Source, env: Envelope, head: EventHead | None = None
+    ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]], int]:
+        """One event whose JSON is ``body`` (already known to be an object)."""
+        request = Request(env, event_type)
         try:
-            return [(source.id, _encode(normalize(obj, event_type, env)))], []
+            message_id = request.check(body, head)
         except EventRejected as exc:
-            return [], [_refusal(0, obj, exc.reason, exc.message, source, env, None)]
+            return [], [_refusal(0, _as_item(body), exc.reason, exc.message, source, env, None)], 0
+        return [(source.id, request.value([body], None if message_id is None else {0: message_id}))], [], 1
 
-    async def store(self, source: Source, accepted: list[tuple[str, bytes]], refused: list[dict[str, Any]]) -> Outcome:
-        """Append accepted and refused events durably, in one group commit when both exist."""
+    async def store(
+        self, source: Source, accepted: list[tuple[str, bytes]], refused: list[dict[str, Any]], events: int
+    ) -> Outcome:
+        """Append accepted (``events`` in the ``accepted`` records) and refused events durably.
+
+        Both go in one group commit when both exist.
+        """
         records = [(source.id, _encode(r.pop("_record"))) for r in refused]
         if accepted and records:
             await asyncio.gather(
@@ -145,11 +170,9 @@ class Ingestor:
             await self.log.append(INGEST_TOPIC, accepted)
         elif records:
             await self.log.append(REJECTED_TOPIC, records, archive=True)
-        if accepted:
-            self.metrics.events_received.labels(source.id).inc(len(accepted))
         for r in refused:
             self.metrics.events_rejected.labels(r["reason"]).inc()
-        return Outcome(len(accepted), refused)
+        return Outcome(events, refused)
 
     async def record_request_refusal(
         self, source: Source, reason: str, message: str, body: bytes, env: Envelope

@@ -22,8 +22,11 @@ from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.control.delivery_api import delivery_routes
 from eventyard.control.http import ApiError, json_response, query_number
+from eventyard.control.identity_api import identity_routes
+from eventyard.control.profile_api import profile_api_routes
 from eventyard.control.warehouse_api import warehouse_routes
 from eventyard.quality import live
+from eventyard.runtime import heap
 from eventyard.runtime.components import Components
 from eventyard.state.base import Source
 from eventyard.state.ids import hash_token
@@ -183,6 +186,7 @@ def create_control_app(components: Components) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await components.start()
+        heap.settle_after_start()
         try:
             yield
         finally:
@@ -199,6 +203,8 @@ def create_control_app(components: Components) -> Starlette:
         Route("/api/v1/live", live_stream),
         *delivery_routes(components, require_admin),
         *warehouse_routes(components, require_admin),
+        *identity_routes(components, require_admin),
+        *profile_api_routes(components),
     ]
     return Starlette(
         routes=routes,

@@ -10,6 +10,7 @@ import yaml
 
 from eventyard.control.workspace_file import DestinationDecl, SourceDecl, WorkspaceFile
 from eventyard.spec.limits import Limits
+from eventyard.state.autoconnect import AUTO_CONNECT, connect_new_source, wants_every_source
 from eventyard.state.base import DeliveryPolicy, DestinationConfig, Source, StateStore
 
 
@@ -81,6 +82,16 @@ async def plan(state: StateStore, desired: WorkspaceFile) -> list[Change]:
                 changes.append(Change("create", "destination", label, [dest.type]))
             elif details := _destination_changes(dest, old_dest):
                 changes.append(Change("update", "destination", label, details))
+        declared = {(c.source, c.destination) for c in ws.connections}
+        for src in ws.sources:
+            if src.name in sources:
+                continue
+            for name in _auto_connected(ws, dests):
+                if (src.name, name) not in declared:
+                    label = f"{ws.name}/{src.name} -> {name}"
+                    changes.append(
+                        Change("create", "connection", label, ["automatic: the destination has auto_connect"])
+                    )
         for conn in ws.connections:
             label = f"{ws.name}/{conn.source} -> {conn.destination}"
             s, d = sources.get(conn.source), dests.get(conn.destination)
@@ -99,12 +110,14 @@ async def apply(state: StateStore, desired: WorkspaceFile) -> list[Change]:
     for ws in desired.workspaces:
         current = await state.workspace_by_name(ws.name) or await state.create_workspace(ws.name)
         sources = {s.name: s for s in await state.list_sources(current.id)}
+        created: list[Source] = []
         for src in ws.sources:
             old = sources.get(src.name)
             if old is None:
                 sources[src.name] = await state.create_source(
                     current.id, src.name, write_key=src.write_key, enabled=src.enabled, limits=src.limits
                 )
+                created.append(sources[src.name])
             elif _source_changes(src, old):
                 sources[src.name] = await state.update_source(
                     old.id, write_key=src.write_key, enabled=src.enabled, limits=src.limits
@@ -130,12 +143,30 @@ async def apply(state: StateStore, desired: WorkspaceFile) -> list[Change]:
                     delivery=dest.delivery,
                     actions=dest.mappings,
                 )
+        for source in created:  # before the declared connections, whose filters then win
+            await connect_new_source(state, source)
+        connections = {(c.source_id, c.destination_id): c for c in await state.list_connections()}
         for conn in ws.connections:
             s, d = sources[conn.source], dests[conn.destination]
             existing = connections.get((s.id, d.id))
             if existing is None or existing.filters != conn.filters:
                 await state.set_connection(s.id, d.id, conn.filters)
     return changes
+
+
+def _auto_connected(ws: Any, current: dict[str, DestinationConfig]) -> list[str]:
+    """Names of the workspace's destinations that new sources join (as the file leaves them)."""
+    names = []
+    declared = {d.name: d for d in ws.destinations}
+    for name in dict.fromkeys([*current, *declared]):
+        dest = declared.get(name)
+        if dest is not None:
+            wanted = dest.enabled and dest.settings.get(AUTO_CONNECT) is True
+        else:
+            wanted = wants_every_source(current[name])
+        if wanted:
+            names.append(name)
+    return names
 
 
 async def export(state: StateStore, redact_settings: bool = True) -> str:

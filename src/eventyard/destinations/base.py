@@ -11,6 +11,8 @@ Destinations import only ``destinations.base``, ``spec``, ``warehouse`` and ``er
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
+
+_log = logging.getLogger("eventyard.destinations")
 
 #: A settings field holding a secret: never shown in full by the API, logs or reprs.
 Secret = Annotated[str, msgspec.Meta(extra={"secret": True})]
@@ -46,6 +50,10 @@ class Capabilities(msgspec.Struct, frozen=True):
     deletes: bool = False
     #: The destination sends payloads shaped by a mapping when one is configured.
     mappable: bool = True
+    #: ``deliver`` only encodes each ``payload`` as JSON with msgspec and never reads ``event``:
+    #: route may then pass the stored JSON as ``msgspec.Raw`` (msgspec writes it out as is) and
+    #: ``event`` empty, which saves decoding and re-encoding every event.
+    encoded_payloads: bool = False
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -127,6 +135,68 @@ class DeleteSubject(msgspec.Struct, frozen=True):
     identifiers: dict[str, str] = {}
 
 
+class DiscardReport(msgspec.Struct, frozen=True):
+    """One value a warehouse kept aside instead of loading it (it is in ``<schema>.discards``)."""
+
+    #: The event that carried the value ("" when it cannot be told).
+    message_id: str
+    source_id: str
+    schema: str
+    table: str
+    column: str
+    #: Why: ``not_timestamp``, ``not_boolean``, ``reserved_column``, ... (see docs/warehouse.md).
+    reason: str
+
+
+class DestinationServices:
+    """What the running server offers destinations beyond their settings.
+
+    ``DestinationContext`` takes the services of the process it is created in (``runtime``
+    sets them with ``use_services`` when it starts delivery); this default, used by tests and
+    tools that build a destination on their own, only logs.
+    """
+
+    async def report_discards(self, context: DestinationContext, discards: Sequence[DiscardReport]) -> None:
+        """Called after a load committed, with the values it kept aside."""
+        counts: dict[tuple[str, str], int] = {}
+        for d in discards:
+            counts[(d.schema, d.table)] = counts.get((d.schema, d.table), 0) + 1
+        for (schema, table), n in sorted(counts.items()):
+            _log.warning(
+                "destination %s: %d value(s) of %s.%s were not loaded; they are in %s.discards",
+                context.name,
+                n,
+                schema,
+                table,
+                schema,
+            )
+
+    async def source_name(self, source_id: str) -> str | None:
+        """The name of a source (``None`` when unknown)."""
+        return None
+
+
+_services: contextvars.ContextVar[DestinationServices | None] = contextvars.ContextVar(
+    "eventyard_destination_services", default=None
+)
+_standalone = DestinationServices()
+
+
+def current_services() -> DestinationServices:
+    """The services of the running server (set with ``use_services``), else the standalone default."""
+    return _services.get() or _standalone
+
+
+def use_services(services: DestinationServices) -> contextvars.Token[DestinationServices | None]:
+    """Make ``services`` those of every ``DestinationContext`` created from now on in this context
+    (and in tasks started from it); ``reset_services(token)`` undoes it."""
+    return _services.set(services)
+
+
+def reset_services(token: contextvars.Token[DestinationServices | None]) -> None:
+    _services.reset(token)
+
+
 @dataclass
 class DestinationContext:
     """What eventyard gives a destination instance."""
@@ -137,6 +207,26 @@ class DestinationContext:
     data_dir: Path
     #: Wall clock in unix seconds; tests substitute a fake clock.
     clock: Callable[[], float] = field(default=time.time)
+    #: The server's services (metrics, alerts, configuration look-ups); see ``DestinationServices``.
+    services: DestinationServices = field(default_factory=current_services)
+
+    async def report_discards(self, discards: Sequence[DiscardReport]) -> None:
+        """Tell eventyard about values a load kept aside: they are counted in the metric
+        ``eventyard_warehouse_discards_total``, shown in the delivery overview and the event's
+        trace, and logged as a warning. Never raises."""
+        if not discards:
+            return
+        try:
+            await self.services.report_discards(self, discards)
+        except Exception:
+            _log.exception("destination %s: reporting %d discarded value(s) failed", self.name, len(discards))
+
+    async def source_name(self, source_id: str) -> str | None:
+        """The name of the source ``source_id`` (``None`` when unknown or not available); raises
+        when the look-up itself fails (the caller should retry rather than guess)."""
+        if not source_id:
+            return None
+        return await self.services.source_name(source_id)
 
 
 class Destination(ABC):

@@ -63,8 +63,10 @@ class DeadRecord(msgspec.Struct, frozen=True):
     reason: str
 
 
-class TraceEntry(msgspec.Struct, frozen=True):
+class TraceEntry(msgspec.Struct, frozen=True, array_like=True):
     """One step in the life of an event: kept with the log, queried by ``messageId``.
+
+    Encoded as a JSON array (``array_like``): the SQLite log stores entries packed that way.
 
     ``step`` is one of: ``accepted`` (left the ingest log into the pipeline), ``dropped``
     (a unify stage dropped it; ``reason`` says which), ``filtered`` (not sent to
@@ -132,7 +134,9 @@ class EventLog(Protocol):
         """Lease up to ``limit`` due records, oldest first.
 
         ``ordered=True`` leases a record only when no older unfinished record has the same key,
-        so one key's records are processed strictly in order while other keys flow.
+        so one key's records are processed strictly in order while other keys flow. Records
+        with an empty key are never held back (append them so when order does not matter:
+        a backend may then skip indexing their key).
         """
         ...
 
@@ -145,11 +149,21 @@ class EventLog(Protocol):
         ...
 
     async def trace_counts(self, since: float, bucket_seconds: int = 300) -> list[TraceCount]:
-        """Trace entries since ``since`` counted per time bucket, destination, step and reason."""
+        """Trace entries since ``since`` counted per time bucket, destination, step and reason.
+
+        A backend may count in coarser steps than single entries' times (SQLite: per 10 s,
+        so a window may include up to 10 s before ``since``, and buckets that are not a
+        multiple of 10 s are approximate).
+        """
         ...
 
-    async def delivery_latencies(self, destination_id: str, since: float) -> list[float]:
-        """``latency_ms`` of deliveries to a destination since ``since``."""
+    async def delivery_latencies(self, destination_id: str, since: float) -> list[tuple[float, int]]:
+        """Latencies (``latency_ms`` of ``delivered`` entries) of a destination since ``since``,
+        as ``(latency_ms, deliveries)`` pairs in ascending latency.
+
+        A backend may keep a histogram instead of every value (SQLite: bins 5 % wide, per
+        60 s), so a percentile read from these pairs is within a few percent.
+        """
         ...
 
     async def first_id_at(self, topic: str, at: float) -> int:
@@ -172,7 +186,12 @@ class EventLog(Protocol):
     async def reschedule_waiting(self, topic: str, at: float) -> int:
         """Make every unleased record of ``topic`` (waiting for a retry or never tried) due at
         ``at``, all at the same time, so they are leased oldest first (used when a destination
-        recovers); returns how many."""
+        recovers); returns how many.
+
+        A backend may do this in steps, oldest records first, so other writes go on meanwhile;
+        an ``at`` earlier than every due time in the topic (the worker passes 0) keeps the
+        oldest-first order while the steps go through.
+        """
         ...
 
     async def requeue(self, ids: Sequence[int]) -> int:

@@ -59,7 +59,7 @@ class MemoryEventLog:
         for r in live:
             first_of_key.setdefault(r.key, r.id)
         due = sorted(
-            (r for r in live if r.available_at <= now and (not ordered or first_of_key[r.key] == r.id)),
+            (r for r in live if r.available_at <= now and (not ordered or not r.key or first_of_key[r.key] == r.id)),
             key=lambda r: (r.available_at, r.id),
         )[:limit]
         out = []
@@ -94,15 +94,13 @@ class MemoryEventLog:
                 counts[k] = counts.get(k, 0) + 1
         return [TraceCount(*k, n) for k, n in sorted(counts.items())]
 
-    async def delivery_latencies(self, destination_id: str, since: float) -> list[float]:
-        return [
-            e.latency_ms
-            for e in self._trace
-            if e.at >= since
-            and e.destination_id == destination_id
-            and e.step == "delivered"
-            and e.latency_ms is not None
-        ]
+    async def delivery_latencies(self, destination_id: str, since: float) -> list[tuple[float, int]]:
+        counts: dict[float, int] = {}
+        for e in self._trace:
+            delivered = e.step == "delivered" and e.latency_ms is not None
+            if delivered and e.at >= since and e.destination_id == destination_id and e.latency_ms is not None:
+                counts[e.latency_ms] = counts.get(e.latency_ms, 0) + 1
+        return sorted(counts.items())
 
     async def first_id_at(self, topic: str, at: float) -> int:
         later = [r.id for r in self._rows.values() if r.topic == topic and r.appended_at >= at]

@@ -1,253 +1,122 @@
 """EventLog on SQLite in WAL mode, with group commit.
 
-Every write goes through one writer thread that owns the write connection. Writers from
-any number of asyncio tasks queue their operation and wait; the thread drains whatever is
-queued, runs it in one transaction and commits once, so concurrent requests share one
-fsync. Futures are resolved only after the commit returns: an appended record is durable
-before its caller hears about it. Reads use their own connections and never block writes.
+Every write goes through one writer thread that owns the write connection (``sqlite_writer``):
+concurrent callers share one transaction and one fsync, and hear back only after the commit.
+Reads use their own connections and never block writes.
 
-Record states: 0 live (due when ``available_at`` <= now; a lease pushes ``available_at``
-forward, so an expired lease makes the record due again), 1 acked, 2 dead.
+Payloads and state live apart (``sqlite_schema``): a record's row in ``records`` is written
+once; whether it is still to be processed, leased, waiting for a retry or dead-lettered is a
+narrow row in ``queue`` (due time, attempts, lease owner, last error) that leasing, retrying
+and acking update (an ack deletes it). A lease pushes the due time forward, so a consumer that
+dies makes its records due again without any sweeper; a retry is just a new due time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import itertools
 import os
-import queue
+import secrets
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from eventyard.errors import LogFull, Unavailable
-from eventyard.log.base import (
-    DeadRecord,
-    LeasedRecord,
-    LogRecord,
-    TopicStats,
-    TraceCount,
-    TraceEntry,
-    Transaction,
+import msgspec
+
+from eventyard.errors import Unavailable
+from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats, TraceCount, TraceEntry, Transaction
+from eventyard.log.sqlite_schema import COUNT_SECONDS, LATENCY_SECONDS, bin_value, create_or_upgrade
+from eventyard.log.sqlite_writer import Append, Writer, insert_records, translate
+from eventyard.log.trace_rows import TraceWrite, unpack
+
+_ids = msgspec.json.encode
+
+# Writes run in the writer thread, which has to take the GIL back after every SQLite step (a
+# fetched row is a step): while the event loop is busy that wait can last a switch interval.
+# So every statement below is one step or two (a single aggregated row), however many records
+# it touches: ids go in as one JSON array (``json_each``), and leased records come out as one
+# JSON array of their fields plus their payloads concatenated (``group_concat``; the writer
+# connection returns text as bytes, so any payload bytes come through unchanged).
+# Leasing marks the due records with the lease's end and a token of its own, then reads the
+# marked records back by (topic, due time, token) through ``queue_due``.
+_MARK_DUE = (
+    "UPDATE queue SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
+    "WHERE id IN (SELECT id FROM queue WHERE topic = ? AND state = 0 AND available_at <= ? "
+    "ORDER BY available_at, id LIMIT ?)"
 )
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    key TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    appended_at REAL NOT NULL,
-    available_at REAL NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS records_due ON records (topic, state, available_at, id);
-CREATE INDEX IF NOT EXISTS records_live_key ON records (topic, key, id) WHERE state = 0;
-CREATE TABLE IF NOT EXISTS trace (
-    message_id TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    step TEXT NOT NULL,
-    destination_id TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    latency_ms REAL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS trace_message ON trace (message_id);
-CREATE INDEX IF NOT EXISTS trace_at ON trace (at);
-"""
-
-_TRACE_INSERT = (
-    "INSERT INTO trace (message_id, source_id, step, destination_id, reason, detail, attempt, latency_ms, at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# A record is leased only when no older unfinished record shares its key (an empty key holds
+# nothing back).
+_MARK_DUE_ORDERED = (
+    "UPDATE queue SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
+    "WHERE id IN (SELECT q.id FROM queue q WHERE q.topic = ? AND q.state = 0 AND q.available_at <= ? "
+    "AND (q.key = '' OR NOT EXISTS (SELECT 1 FROM queue p WHERE p.topic = q.topic AND p.key = q.key "
+    "AND p.state = 0 AND p.key != '' AND p.id < q.id)) ORDER BY q.available_at, q.id LIMIT ?)"
 )
-_LEASE = (
-    "UPDATE records SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
-    "WHERE id IN (SELECT id FROM records WHERE topic = ? AND state = 0 "
-    "AND available_at <= ? ORDER BY available_at, id LIMIT ?) "
-    "RETURNING id, topic, key, payload, appended_at, attempts, error"
+_LEASED = (
+    "SELECT json_group_array(json_array(r.id, r.key, printf('%!.17g', r.appended_at), q.attempts, q.error, "
+    "length(r.payload))), CAST(group_concat(r.payload, '') AS BLOB) "
+    "FROM queue q JOIN records r ON r.id = q.id "
+    "WHERE q.topic = ? AND q.state = 0 AND q.available_at = ? AND q.lease_owner = ?"
 )
-# A record is leased only when no older unfinished record shares its key.
-_LEASE_ORDERED = (
-    "UPDATE records SET available_at = ?, lease_owner = ?, attempts = attempts + 1 "
-    "WHERE id IN (SELECT r.id FROM records r WHERE r.topic = ? AND r.state = 0 AND r.available_at <= ? "
-    "AND NOT EXISTS (SELECT 1 FROM records p WHERE p.topic = r.topic AND p.key = r.key "
-    "AND p.state = 0 AND p.id < r.id) ORDER BY r.available_at, r.id LIMIT ?) "
-    "RETURNING id, topic, key, payload, appended_at, attempts, error"
+_ACK = "DELETE FROM queue WHERE state = 0 AND id IN (SELECT value FROM json_each(?))"
+# (id, reason) pairs as a JSON array of arrays.
+_DEAD = (
+    "UPDATE queue SET state = 2, lease_owner = NULL, error = json_extract(j.value, '$[1]') "
+    "FROM json_each(?) AS j WHERE queue.state = 0 AND queue.id = json_extract(j.value, '$[0]')"
 )
-
-# Unfinished records per topic: the topics by skipping through the (topic, ...) index, then a
-# count over each topic's live range of the same index.
-_LIVE_COUNTS = (
-    "WITH RECURSIVE topics(topic) AS (SELECT (SELECT min(topic) FROM records) "
-    "UNION ALL SELECT (SELECT min(topic) FROM records WHERE topic > topics.topic) FROM topics "
-    "WHERE topic IS NOT NULL) "
-    "SELECT topic, (SELECT count(*) FROM records r WHERE r.topic = topics.topic AND r.state = 0) "
-    "FROM topics WHERE topic IS NOT NULL"
+# (id, due at, error) triples as a JSON array of arrays.
+_RETRY = (
+    "UPDATE queue SET available_at = json_extract(j.value, '$[1]'), lease_owner = NULL, "
+    "error = json_extract(j.value, '$[2]') "
+    "FROM json_each(?) AS j WHERE queue.state = 0 AND queue.id = json_extract(j.value, '$[0]')"
 )
+_DEAD_OF = (
+    "SELECT json_group_object(topic, n) FROM (SELECT topic, count(*) AS n FROM queue "
+    "WHERE state = 2 AND id IN (SELECT value FROM json_each(?)) GROUP BY topic)"
+)
+_REQUEUE = (
+    "UPDATE queue SET state = 0, available_at = ?, attempts = 0, lease_owner = NULL "
+    "WHERE state = 2 AND id IN (SELECT value FROM json_each(?))"
+)
+_LIVE_COUNTS = "SELECT topic, count(*) FROM queue WHERE state = 0 GROUP BY topic"
+# Waiting (unleased) records of a topic, by id, a step at a time.
+_WAITING_BOUND = (
+    "SELECT max(id) FROM (SELECT id FROM queue WHERE topic = ? AND state = 0 AND lease_owner IS NULL AND id > ? "
+    "ORDER BY id LIMIT ?)"
+)
+_RESCHEDULE = (
+    "UPDATE queue SET available_at = ? WHERE topic = ? AND state = 0 AND lease_owner IS NULL AND id > ? AND id <= ?"
+)
+#: Records ``reschedule_waiting`` changes per transaction.
+RESCHEDULE_STEP = 50_000
+#: Leased record ids remembered with their topic (for the backlog estimate) at most.
+_MAX_LEASED_TOPICS = 1_000_000
+
+_counts = msgspec.json.Decoder(dict[str, int]).decode
+_leased = msgspec.json.Decoder(list[tuple[int, str, str, int, str | None, int]]).decode
 
 
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
+def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> Any:
+    """The single value of a one-row, one-column query."""
+    return conn.execute(sql, params).fetchall()[0][0]
 
 
-def _set_state(conn: sqlite3.Connection, ids: list[int], state: int, error: str | None) -> dict[str, int]:
-    """Finish live records (ack or dead); returns how many changed per topic."""
-    changed: dict[str, int] = {}
-    for chunk in _chunks(ids):
-        marks = ",".join("?" * len(chunk))
-        for (topic,) in conn.execute(
-            f"UPDATE records SET state = ?, lease_owner = NULL, error = coalesce(?, error) "
-            f"WHERE state = 0 AND id IN ({marks}) RETURNING topic",
-            (state, error, *chunk),
-        ).fetchall():
-            changed[topic] = changed.get(topic, 0) + 1
-    return changed
-
-
-def _reschedule(conn: sqlite3.Connection, items: Sequence[tuple[int, float, str]]) -> None:
-    conn.executemany(
-        "UPDATE records SET available_at = ?, lease_owner = NULL, error = ? WHERE state = 0 AND id = ?",
-        [(at, error, rid) for rid, at, error in items],
-    )
-
-
-def _trace_rows(entries: Sequence[TraceEntry], now: float) -> list[tuple[Any, ...]]:
-    return [
-        (e.message_id, e.source_id, e.step, e.destination_id, e.reason, e.detail, e.attempt, e.latency_ms, e.at or now)
-        for e in entries
-    ]
-
-
-_LIVE, _ACKED, _DEAD = 0, 1, 2
-_MAX_GROUP = 4096
-_STOP = object()
-
-Op = Callable[[sqlite3.Connection], Any]
-
-
-def _translate(exc: sqlite3.Error) -> Exception:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code == sqlite3.SQLITE_FULL:
-        return LogFull("the event log's disk is full; free space, then retry", retry_after=30)
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-        return Unavailable("the event log is locked by another process; retry shortly")
-    return Unavailable(f"the event log failed: {exc}")
-
-
-#: Rows per INSERT statement at most (6 parameters each: within SQLite's oldest limit of 999).
-_INSERT_ROWS = 128
-
-
-@functools.cache
-def _insert_sql(rows: int) -> str:
-    values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * rows)
-    return f"INSERT INTO records (topic, key, payload, appended_at, available_at, state) VALUES {values}"
-
-
-def _insert(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-    """Insert rows in order with multi-row INSERTs; returns their ids.
-
-    One statement per 128 rows instead of one per row (each sqlite3 step releases and
-    retakes the GIL the event loop needs). Statement sizes are 128 or powers of two, so only
-    eight statements are ever prepared and all stay in the connection's cache.
-    """
-    done = 0
-    while done < len(rows):
-        size = min(_INSERT_ROWS, 1 << ((len(rows) - done).bit_length() - 1))
-        conn.execute(_insert_sql(size), list(chain.from_iterable(rows[done : done + size])))
-        done += size
-    last: int = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-    return list(range(last - len(rows) + 1, last + 1))
-
-
-#: Rows per trace INSERT statement at most (9 parameters each: within SQLite's oldest limit of 999).
-_TRACE_ROWS = 64
-
-
-@functools.cache
-def _trace_sql(rows: int) -> str:
-    return _TRACE_INSERT + ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
-
-
-def _insert_trace(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert trace rows with multi-row INSERTs, for the same reason as ``_insert``."""
-    done = 0
-    while done < len(rows):
-        size = min(_TRACE_ROWS, 1 << ((len(rows) - done).bit_length() - 1))
-        conn.execute(_trace_sql(size), list(chain.from_iterable(rows[done : done + size])))
-        done += size
-
-
-class _Append:
-    """The operation of one ``append``: consecutive appends of a group are inserted together."""
-
-    __slots__ = ("rows",)
-
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
-        self.rows = rows
-
-    def __call__(self, conn: sqlite3.Connection) -> list[int]:
-        return _insert(conn, self.rows)
-
-
-def _apply(conn: sqlite3.Connection, ops: list[_Pending]) -> list[Any]:
-    """Run a group's operations in order; each run of consecutive appends is one insert."""
-    values: list[Any] = []
-    i = 0
-    while i < len(ops):
-        if not isinstance(ops[i].fn, _Append):
-            values.append(ops[i].fn(conn))
-            i += 1
-            continue
-        appends: list[_Append] = []
-        while i < len(ops) and isinstance(fn := ops[i].fn, _Append):
-            appends.append(fn)
-            i += 1
-        ids = _insert(conn, [row for a in appends for row in a.rows])
-        start = 0
-        for a in appends:
-            values.append(ids[start : start + len(a.rows)])
-            start += len(a.rows)
-    return values
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    # The failed statement may already have ended the transaction.
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("ROLLBACK")
-
-
-class _Pending:
-    __slots__ = ("fn", "fut", "loop")
-
-    def __init__(self, fn: Op, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any]) -> None:
-        self.fn = fn
-        self.loop = loop
-        self.fut = fut
-
-
-def _settle(items: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
-    for fut, value, failed in items:
-        if fut.done():
-            continue
-        if failed:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
+#: Page cache of the writer connection (KiB): the queue, the indexes' hot pages and a batch.
+WRITER_CACHE_KIB = 8 * 1024
+#: The interpreter's switch interval while a log runs (seconds). The writer thread gives up
+#: the GIL for every SQLite step and must take it back from the event loop; at Python's
+#: default of 5 ms a busy loop made each step wait up to 5 ms, and a commit of a few
+#: statements took 15-25 ms of which little was work.
+SWITCH_INTERVAL = 0.0005
 
 
 class SQLiteEventLog:
-    """The embedded default log: one SQLite file, group-committed appends."""
+    """The embedded default log: one SQLite file, group-committed writes."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -255,122 +124,70 @@ class SQLiteEventLog:
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._writer: Writer | None = None
         self._local = threading.local()
         self._backlog: dict[str, int] = {}
         self._backlog_lock = threading.Lock()
         self._started = False
+        # Topic of each record leased through this instance and not finished yet.
+        self._leased: dict[int, str] = {}
+        self._leases = itertools.count(1)
+        self._nonce = secrets.token_hex(4)
 
     # ----------------------------------------------------------------- lifecycle
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_kib: int | None = None) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        if cache_kib:
+            conn.execute(f"PRAGMA cache_size=-{cache_kib}")
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect(WRITER_CACHE_KIB)
+        conn.execute("PRAGMA busy_timeout=0")  # the writer waits for other processes itself
+        conn.text_factory = bytes
         return conn
 
     async def start(self) -> None:
         if self._started:
             return
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        try:
-            conn.executescript(_SCHEMA)
-            rows = conn.execute(_LIVE_COUNTS).fetchall()
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        finally:
-            conn.close()
+
+        def prepare() -> list[Any]:
+            conn = self._connect()
+            try:
+                create_or_upgrade(conn)
+                return conn.execute(_LIVE_COUNTS).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+            finally:
+                conn.close()
+
+        rows = await asyncio.to_thread(prepare)
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._backlog = {topic: n for topic, n in rows if n}
-        self._thread = threading.Thread(target=self._writer, name="eventyard-log-writer", daemon=True)
-        self._thread.start()
+        self._writer = Writer(self._connect_writer)
+        self._writer.start()
         self._started = True
 
     async def close(self) -> None:
         if not self._started:
             return
         self._started = False
-        self._queue.put(_STOP)
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+        if self._writer is not None:
+            await self._writer.stop()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
 
-    # ------------------------------------------------------------ writer thread
-
-    def _writer(self) -> None:
-        conn = self._connect()
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            ops: list[_Pending] = [first]
-            while len(ops) < _MAX_GROUP:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                ops.append(nxt)
-            self._run_group(conn, ops)
-        conn.close()
-
-    def _run_group(self, conn: sqlite3.Connection, ops: list[_Pending]) -> None:
-        results: list[tuple[_Pending, Any, bool]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                values = _apply(conn, ops)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
-            results = [(op, v, False) for op, v in zip(ops, values, strict=True)]
-        except sqlite3.Error as exc:
-            if len(ops) == 1 or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-                err = _translate(exc)
-                results = [(op, err, True) for op in ops]
-            else:
-                results = [self._run_one(conn, op) for op in ops]
-        except Exception:
-            # One operation is at fault (bad arguments): isolate it, keep the others.
-            results = [self._run_one(conn, op) for op in ops]
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
-        for op, value, failed in results:
-            by_loop.setdefault(op.loop, []).append((op.fut, value, failed))
-        for loop, items in by_loop.items():
-            # A loop that closed while we wrote has nobody waiting.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)
-
-    def _run_one(self, conn: sqlite3.Connection, op: _Pending) -> tuple[_Pending, Any, bool]:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                value = op.fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
-            return op, value, False
-        except sqlite3.Error as exc:
-            return op, _translate(exc), True
-        except Exception as exc:
-            return op, exc, True
-
-    async def _write(self, fn: Op) -> Any:
-        if not self._started:
+    async def _write(self, fn: Callable[[sqlite3.Connection], Any] | Append) -> Any:
+        if not self._started or self._writer is None:
             raise Unavailable("the event log is not started")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Pending(fn, loop, fut))
-        return await fut
+        return await self._writer.write(fn)
 
     # -------------------------------------------------------------------- reads
 
@@ -386,101 +203,207 @@ class SQLiteEventLog:
             try:
                 return self._reader().execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise _translate(exc) from exc
+                raise translate(exc) from exc
 
         return await asyncio.to_thread(run)
+
+    # ------------------------------------------------------------- backlog
+
+    def _adjust_backlog(self, changes: dict[str, int], sign: int) -> None:
+        if not changes:
+            return
+        with self._backlog_lock:
+            for topic, n in changes.items():
+                self._backlog[topic] = max(0, self._backlog.get(topic, 0) + sign * n)
+
+    def backlog_estimate(self, topic: str) -> int:
+        return self._backlog.get(topic, 0)
+
+    def backlog_topics(self) -> list[str]:
+        return sorted(self._backlog)
+
+    async def refresh_backlog(self) -> None:
+        """Recount unfinished records (other processes may have acked some).
+
+        Only ``queue`` is counted, through its ``queue_due`` index: the cost follows the
+        unfinished records, not every processed record kept for the retention period.
+        """
+        rows = await self._read(_LIVE_COUNTS, ())
+        with self._backlog_lock:
+            self._backlog = {topic: n for topic, n in rows if n}
 
     # ----------------------------------------------------------------- contract
 
     async def append(self, topic: str, records: Sequence[tuple[str, bytes]], archive: bool = False) -> list[int]:
         if not records:
             return []
-        now = self.clock()
-        state = _ACKED if archive else _LIVE
-        rows = [(topic, key, payload, now, now, state) for key, payload in records]
-        n = len(rows)
-        ids: list[int] = await self._write(_Append(rows))
+        op = Append([(topic, key, payload) for key, payload in records], self.clock(), not archive)
+        ids: list[int] = await self._write(op)
         if not archive:
-            with self._backlog_lock:
-                self._backlog[topic] = self._backlog.get(topic, 0) + n
+            self._adjust_backlog({topic: len(ids)}, +1)
         return ids
 
     async def lease(
         self, topic: str, consumer: str, limit: int, lease_seconds: float = 30.0, ordered: bool = False
     ) -> list[LeasedRecord]:
-        sql = _LEASE_ORDERED if ordered else _LEASE
+        if limit <= 0:
+            return []
+        mark = _MARK_DUE_ORDERED if ordered else _MARK_DUE
+        token = f"{consumer}#{self._nonce}{next(self._leases)}"
 
-        def run(conn: sqlite3.Connection) -> list[Any]:
+        def run(conn: sqlite3.Connection) -> tuple[bytes, bytes | None]:
             now = self.clock()
-            return conn.execute(sql, (now + lease_seconds, consumer, topic, now, limit)).fetchall()
+            until = now + lease_seconds
+            if not conn.execute(mark, (until, token, topic, now, limit)).rowcount:
+                return b"[]", None
+            row = conn.execute(_LEASED, (topic, until, token)).fetchall()[0]
+            return row[0], row[1]
 
-        rows = await self._write(run)
-        rows.sort(key=lambda r: r[0])
-        return [LeasedRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6]) for r in rows]
-
-    def _adjust_backlog(self, changes: dict[str, int], sign: int) -> None:
-        with self._backlog_lock:
-            for topic, n in changes.items():
-                self._backlog[topic] = max(0, self._backlog.get(topic, 0) + sign * n)
-
-    async def _finish(self, ids: Sequence[int], state: int, error: str | None) -> None:
-        if not ids:
-            return
-        id_list = list(ids)
-
-        def run(conn: sqlite3.Connection) -> dict[str, int]:
-            return _set_state(conn, id_list, state, error)
-
-        self._adjust_backlog(await self._write(run), -1)
+        got: tuple[bytes, bytes | None] = await self._write(run)
+        fields, payloads = got
+        if payloads is None:
+            return []
+        out = []
+        offset = 0
+        leased = self._leased
+        for rid, key, appended_at, attempts, error, size in _leased(fields):
+            end = offset + size
+            out.append(LeasedRecord(rid, topic, key, payloads[offset:end], float(appended_at), attempts, error))
+            offset = end
+            leased[rid] = topic
+        out.sort(key=lambda r: r.id)
+        if len(leased) > _MAX_LEASED_TOPICS:
+            leased.clear()
+        return out
 
     async def commit(self, tx: Transaction) -> list[int]:
         now = self.clock()
+        appended = Append(tx.appends, now, True) if tx.appends else None
+        acks = _ids(list(tx.ack)) if tx.ack else None
+        dead = _ids(tx.dead) if tx.dead else None
+        retry = _ids(tx.retry) if tx.retry else None
+        trace = TraceWrite(tx.trace, now) if tx.trace else None
 
-        def run(conn: sqlite3.Connection) -> tuple[list[int], dict[str, int]]:
-            rows = [(topic, key, payload, now, now, _LIVE) for topic, key, payload in tx.appends]
-            ids = _insert(conn, rows) if rows else []
-            finished = _set_state(conn, list(tx.ack), _ACKED, None)
-            for rid, reason in tx.dead:
-                for topic, n in _set_state(conn, [rid], _DEAD, reason).items():
-                    finished[topic] = finished.get(topic, 0) + n
-            if tx.retry:
-                _reschedule(conn, tx.retry)
-            if tx.trace:
-                _insert_trace(conn, _trace_rows(tx.trace, now))
-            return ids, finished
+        def run(conn: sqlite3.Connection) -> tuple[list[int], int, int]:
+            ids = insert_records(conn, [appended])[0] if appended is not None else []
+            acked = conn.execute(_ACK, (acks,)).rowcount if acks is not None else 0
+            dead_lettered = conn.execute(_DEAD, (dead,)).rowcount if dead is not None else 0
+            if retry is not None:
+                conn.execute(_RETRY, (retry,))
+            if trace is not None:
+                trace.apply(conn)
+            return ids, acked, dead_lettered
 
-        result: tuple[list[int], dict[str, int]] = await self._write(run)
-        ids, finished = result
-        added: dict[str, int] = {}
-        for topic, _, _ in tx.appends:
-            added[topic] = added.get(topic, 0) + 1
-        self._adjust_backlog(added, +1)
-        self._adjust_backlog(finished, -1)
+        result: tuple[list[int], int, int] = await self._write(run)
+        ids, acked, dead_lettered = result
+        if tx.appends:
+            added: dict[str, int] = {}
+            for topic, _, _ in tx.appends:
+                added[topic] = added.get(topic, 0) + 1
+            self._adjust_backlog(added, +1)
+        self._finished(tx.ack, acked)
+        self._finished([rid for rid, _ in tx.dead], dead_lettered)
+        for rid, _, _ in tx.retry:
+            self._leased.pop(rid, None)
         return ids
 
-    async def trace(self, message_id: str) -> list[TraceEntry]:
+    def _finished(self, ids: Sequence[int], changed: int) -> None:
+        """Take finished records off the backlog estimate, by the topics they were leased from.
+
+        When the log changed fewer rows than were named (some were finished elsewhere), the
+        estimate is left for ``refresh_backlog`` to correct.
+        """
+        if not ids:
+            return
+        counts: dict[str, int] = {}
+        leased = self._leased
+        for rid in ids:
+            topic = leased.pop(rid, None)
+            if topic is not None:
+                counts[topic] = counts.get(topic, 0) + 1
+        if sum(counts.values()) == changed:
+            self._adjust_backlog(counts, -1)
+
+    async def ack(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self.commit(Transaction(ack=list(ids)))
+
+    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
+        if ids:
+            await self.commit(Transaction(dead=[(rid, reason) for rid in ids]))
+
+    async def retry(self, ids: Sequence[int], at: float, error: str) -> None:
+        if ids:
+            await self.commit(Transaction(retry=[(rid, at, error) for rid in ids]))
+
+    async def reschedule_waiting(self, topic: str, at: float) -> int:
+        # In steps of RESCHEDULE_STEP records, oldest first, each its own transaction: one
+        # UPDATE of a million queue rows held every other write (ingest included) for seconds.
+        def step(after: int) -> Callable[[sqlite3.Connection], tuple[int, int]]:
+            def run(conn: sqlite3.Connection) -> tuple[int, int]:
+                bound = conn.execute(_WAITING_BOUND, (topic, after, RESCHEDULE_STEP)).fetchall()[0][0]
+                if bound is None:
+                    return 0, after
+                changed = conn.execute(_RESCHEDULE, (at, topic, after, bound)).rowcount
+                return changed, bound
+
+            return run
+
+        total, after = 0, 0
+        while True:
+            done: tuple[int, int] = await self._write(step(after))
+            changed, bound = done
+            if bound == after:
+                return total
+            total, after = total + changed, bound
+
+    async def requeue(self, ids: Sequence[int]) -> int:
+        if not ids:
+            return 0
+        id_list = _ids(list(ids))
+
+        def run(conn: sqlite3.Connection) -> bytes:
+            counts: bytes = _one(conn, _DEAD_OF, (id_list,))
+            conn.execute(_REQUEUE, (self.clock(), id_list))
+            return counts
+
+        changed = _counts(await self._write(run))
+        self._adjust_backlog(changed, +1)
+        return sum(changed.values())
+
+    async def dead_letters(self, topic: str, limit: int = 100, after: int = 0) -> list[DeadRecord]:
         rows = await self._read(
-            "SELECT message_id, source_id, step, destination_id, reason, detail, attempt, latency_ms, at "
-            "FROM trace WHERE message_id = ? ORDER BY at, rowid",
-            (message_id,),
+            "SELECT q.id, r.topic, r.key, r.payload, r.appended_at, q.attempts, q.error "
+            "FROM queue q JOIN records r ON r.id = q.id "
+            "WHERE q.topic = ? AND q.state = 2 AND q.id > ? ORDER BY q.id LIMIT ?",
+            (topic, after, limit),
         )
-        return [TraceEntry(*r) for r in rows]
+        return [DeadRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6] or "") for r in rows]
+
+    # ------------------------------------------------------------------ trace
+
+    async def trace(self, message_id: str) -> list[TraceEntry]:
+        sql = "SELECT at, entries FROM trace WHERE message_id = ? ORDER BY rowid"
+        return unpack(await self._read(sql, (message_id,)))
 
     async def trace_counts(self, since: float, bucket_seconds: int = 300) -> list[TraceCount]:
+        # Counts are kept per 10 s: a 10 s bucket that ends after `since` counts whole.
         rows = await self._read(
-            "SELECT CAST(at / ? AS INTEGER) * ?, destination_id, step, reason, count(*) FROM trace "
-            "WHERE at >= ? GROUP BY 1, 2, 3, 4 ORDER BY 1",
-            (bucket_seconds, bucket_seconds, since),
+            "SELECT (bucket / ?) * ?, destination_id, step, reason, sum(count) FROM trace_counts "
+            "WHERE bucket > ? GROUP BY 1, 2, 3, 4 ORDER BY 1",
+            (bucket_seconds, bucket_seconds, since - COUNT_SECONDS),
         )
         return [TraceCount(float(r[0]), r[1], r[2], r[3], int(r[4])) for r in rows]
 
-    async def delivery_latencies(self, destination_id: str, since: float) -> list[float]:
+    async def delivery_latencies(self, destination_id: str, since: float) -> list[tuple[float, int]]:
         rows = await self._read(
-            "SELECT latency_ms FROM trace WHERE at >= ? AND destination_id = ? AND step = 'delivered' "
-            "AND latency_ms IS NOT NULL",
-            (since, destination_id),
+            "SELECT bin, sum(count) FROM delivery_latency WHERE destination_id = ? AND bucket > ? GROUP BY bin "
+            "ORDER BY bin",
+            (destination_id, since - LATENCY_SECONDS),
         )
-        return [float(r[0]) for r in rows]
+        return [(bin_value(int(b)), int(n)) for b, n in rows]
+
+    # ------------------------------------------------------------------ reads
 
     async def first_id_at(self, topic: str, at: float) -> int:
         # Ids grow with append time, so a binary search over ids by point lookups finds the spot.
@@ -498,112 +421,39 @@ class SQLiteEventLog:
                 hi = mid
         return max(0, lo - 1)
 
-    async def ack(self, ids: Sequence[int]) -> None:
-        await self._finish(ids, _ACKED, None)
-
-    async def dead_letter(self, ids: Sequence[int], reason: str) -> None:
-        await self._finish(ids, _DEAD, reason)
-
-    async def retry(self, ids: Sequence[int], at: float, error: str) -> None:
-        if not ids:
-            return
-        items = [(rid, at, error) for rid in ids]
-
-        def run(conn: sqlite3.Connection) -> None:
-            _reschedule(conn, items)
-
-        await self._write(run)
-
-    async def dead_letters(self, topic: str, limit: int = 100, after: int = 0) -> list[DeadRecord]:
-        rows = await self._read(
-            "SELECT id, topic, key, payload, appended_at, attempts, error FROM records "
-            "WHERE topic = ? AND state = 2 AND id > ? ORDER BY id LIMIT ?",
-            (topic, after, limit),
-        )
-        return [DeadRecord(r[0], r[1], r[2], bytes(r[3]), r[4], r[5], r[6] or "") for r in rows]
-
-    async def reschedule_waiting(self, topic: str, at: float) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            return conn.execute(
-                "UPDATE records SET available_at = ? WHERE topic = ? AND state = 0 AND lease_owner IS NULL",
-                (at, topic),
-            ).rowcount
-
-        count: int = await self._write(run)
-        return count
-
-    async def requeue(self, ids: Sequence[int]) -> int:
-        if not ids:
-            return 0
-        id_list = list(ids)
-
-        def run(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            now = self.clock()
-            changed: dict[str, int] = {}
-            for start in range(0, len(id_list), 500):
-                chunk = id_list[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for (topic,) in conn.execute(
-                    f"UPDATE records SET state = 0, available_at = ?, attempts = 0, "
-                    f"lease_owner = NULL WHERE state = 2 AND id IN ({marks}) RETURNING topic",
-                    (now, *chunk),
-                ).fetchall():
-                    changed[topic] = changed.get(topic, 0) + 1
-            return list(changed.items())
-
-        total = 0
-        for topic, n in await self._write(run):
-            total += n
-            with self._backlog_lock:
-                self._backlog[topic] = self._backlog.get(topic, 0) + n
-        return total
-
     async def read(self, topic: str, after: int = 0, limit: int = 100, key: str | None = None) -> list[LogRecord]:
         if key is None:
             rows = await self._read(
                 "SELECT id, topic, key, payload, appended_at FROM records "
-                "WHERE id > ? AND topic = ? ORDER BY id LIMIT ?",
-                (after, topic, limit),
+                "WHERE topic = ? AND id > ? ORDER BY id LIMIT ?",
+                (topic, after, limit),
             )
         else:
             rows = await self._read(
                 "SELECT id, topic, key, payload, appended_at FROM records "
-                "WHERE id > ? AND topic = ? AND key = ? ORDER BY id LIMIT ?",
-                (after, topic, key, limit),
+                "WHERE topic = ? AND id > ? AND key = ? ORDER BY id LIMIT ?",
+                (topic, after, key, limit),
             )
         return [LogRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     async def latest(self, topic: str, limit: int = 50, key: str | None = None) -> list[LogRecord]:
-        # Scan newest first by primary key; bounded so a quiet key cannot cost a full scan.
-        sql = (
-            "SELECT id, topic, key, payload, appended_at FROM "
-            "(SELECT * FROM records ORDER BY id DESC LIMIT 200000) "
-            "WHERE topic = ?" + (" AND key = ?" if key is not None else "") + " LIMIT ?"
-        )
-        params: tuple[Any, ...] = (topic, key, limit) if key is not None else (topic, limit)
+        if key is None:
+            sql = "SELECT id, topic, key, payload, appended_at FROM records WHERE topic = ? ORDER BY id DESC LIMIT ?"
+            params: tuple[Any, ...] = (topic, limit)
+        else:
+            # Bounded to the topic's newest 200,000 records, so a quiet key cannot cost a full scan.
+            sql = (
+                "SELECT r.id, r.topic, r.key, r.payload, r.appended_at FROM "
+                "(SELECT id FROM records WHERE topic = ? ORDER BY id DESC LIMIT 200000) AS n "
+                "JOIN records r ON r.id = n.id WHERE r.key = ? ORDER BY r.id DESC LIMIT ?"
+            )
+            params = (topic, key, limit)
         rows = await self._read(sql, params)
         return [LogRecord(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     async def last_id(self) -> int:
         rows = await self._read("SELECT coalesce(max(id), 0) FROM records", ())
         return int(rows[0][0])
-
-    def backlog_estimate(self, topic: str) -> int:
-        return self._backlog.get(topic, 0)
-
-    def backlog_topics(self) -> list[str]:
-        return sorted(self._backlog)
-
-    async def refresh_backlog(self) -> None:
-        """Recount unfinished records (other processes may have acked some).
-
-        Topic by topic through the ``(topic, state, ...)`` index, so the cost follows the live
-        records, not every processed record kept for the retention period (a ``GROUP BY`` over
-        ``state = 0`` scans the whole index: 0.3 s every 5 s at 2 million records).
-        """
-        rows = await self._read(_LIVE_COUNTS, ())
-        with self._backlog_lock:
-            self._backlog = {topic: n for topic, n in rows if n}
 
     async def stats(self, topic: str) -> TopicStats:
         now = self.clock()
@@ -612,50 +462,61 @@ class SQLiteEventLog:
             "coalesce(sum(state = 0 AND available_at <= ?), 0), "
             "coalesce(sum(state = 0 AND available_at > ? AND lease_owner IS NOT NULL), 0), "
             "coalesce(sum(state = 0 AND available_at > ? AND lease_owner IS NULL), 0), "
-            "coalesce(sum(state = 1), 0), coalesce(sum(state = 2), 0) "
-            "FROM records WHERE topic = ?",
-            (now, now, now, topic),
+            "coalesce(sum(state = 2), 0), count(*), "
+            "(SELECT count(*) FROM records WHERE topic = ?) "
+            "FROM queue WHERE topic = ?",
+            (now, now, now, topic, topic),
         )
-        ready, leased, scheduled, acked, dead = (int(x) for x in rows[0])
-        return TopicStats(topic, ready, leased, scheduled, acked, dead)
+        ready, leased, scheduled, dead, unfinished, total = (int(x) for x in rows[0])
+        return TopicStats(topic, ready, leased, scheduled, max(0, total - unfinished), dead)
 
     async def topics(self) -> list[str]:
-        rows = await self._read("SELECT DISTINCT topic FROM records", ())
-        return sorted(r[0] for r in rows)
+        rows = await self._read(
+            "WITH RECURSIVE t(topic) AS (SELECT (SELECT min(topic) FROM records) "
+            "UNION ALL SELECT (SELECT min(topic) FROM records WHERE topic > t.topic) FROM t WHERE topic IS NOT NULL) "
+            "SELECT topic FROM t WHERE topic IS NOT NULL",
+            (),
+        )
+        return [r[0] for r in rows]
+
+    # ----------------------------------------------------------- housekeeping
 
     async def purge_acked(self, older_than: float) -> int:
-        # Ids grow with append time: the last id appended before `older_than` bounds the scan to
-        # a primary-key range. Without it every run (at start, then hourly) scanned the whole
-        # table inside the writer thread, holding up every append (10 s for 2 million records
-        # with a cold cache). `appended_at < ?` stays in the statement, so a clock step back can
-        # only leave an old record for the next run, never delete a young one.
-        bound = await self._last_id_before(older_than)
+        # Ids (and trace rowids) grow with time: the last one written before `older_than` bounds
+        # each delete to a key range, instead of a scan of the whole table inside the writer
+        # thread. The time condition stays in the statements, so a clock step back can only leave
+        # an old row for the next run, never delete a young one.
+        bound = await self._last_before("records", "id", "appended_at", older_than)
+        trace_bound = await self._last_before("trace", "rowid", "at", older_than)
 
         def run(conn: sqlite3.Connection) -> tuple[int, int]:
-            cur = conn.execute(
-                "DELETE FROM records WHERE id IN (SELECT id FROM records "
-                "WHERE id <= ? AND state = 1 AND appended_at < ? ORDER BY id LIMIT 20000)",
+            records = conn.execute(
+                "DELETE FROM records WHERE id IN (SELECT id FROM records r WHERE id <= ? AND appended_at < ? "
+                "AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.id = r.id) ORDER BY id LIMIT 20000)",
                 (bound, older_than),
-            )
-            records = cur.rowcount
-            cur = conn.execute(
-                "DELETE FROM trace WHERE rowid IN (SELECT rowid FROM trace WHERE at < ? LIMIT 20000)", (older_than,)
-            )
-            return records, cur.rowcount
+            ).rowcount
+            traces = conn.execute(
+                "DELETE FROM trace WHERE rowid IN (SELECT rowid FROM trace WHERE rowid <= ? AND at < ? "
+                "ORDER BY rowid LIMIT 20000)",
+                (trace_bound, older_than),
+            ).rowcount
+            conn.execute("DELETE FROM trace_counts WHERE bucket <= ?", (older_than - COUNT_SECONDS,))
+            conn.execute("DELETE FROM delivery_latency WHERE bucket <= ?", (older_than - LATENCY_SECONDS,))
+            return records, traces
 
         total = 0
         while True:
             done: tuple[int, int] = await self._write(run)
             records, traces = done
             total += records
-            # There are several trace entries per record: go on until both are done.
             if records < 20000 and traces < 20000:
                 return total
 
-    async def _last_id_before(self, at: float) -> int:
-        """The id of the last record appended before ``at`` (0 if none), by binary search on ids."""
-        first = "SELECT id, appended_at FROM records WHERE id >= ? ORDER BY id LIMIT 1"
-        bounds = await self._read("SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM records", ())
+    async def _last_before(self, table: str, key: str, column: str, at: float) -> int:
+        """The largest ``key`` of ``table`` whose row's ``column`` is before ``at`` (0 if none),
+        by binary search on the key (rows are written in time order)."""
+        first = f"SELECT {key}, {column} FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT 1"
+        bounds = await self._read(f"SELECT coalesce(min({key}), 0), coalesce(max({key}), 0) FROM {table}", ())
         lo, hi = int(bounds[0][0]), int(bounds[0][1]) + 1
         while lo < hi:
             mid = (lo + hi) // 2

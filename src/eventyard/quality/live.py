@@ -16,6 +16,7 @@ import msgspec
 
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.log.base import EventLog, LogRecord
+from eventyard.spec import stored
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,15 @@ class LiveFilter:
         return not (self.event_names and event.get("event") not in self.event_names)
 
 
-def to_item(record: LogRecord) -> dict[str, Any]:
-    body = msgspec.json.decode(record.payload)
+def to_items(record: LogRecord) -> list[dict[str, Any]]:
+    """The live-view items of a record: one per event (a record holds one request's events)."""
     if record.topic == REJECTED_TOPIC:
-        return {"id": record.id, "kind": "rejected", "sourceId": record.key, "rejection": body}
-    return {"id": record.id, "kind": "event", "sourceId": record.key, "event": body}
+        body = msgspec.json.decode(record.payload)
+        return [{"id": record.id, "kind": "rejected", "sourceId": record.key, "rejection": body}]
+    return [
+        {"id": record.id, "kind": "event", "sourceId": record.key, "event": event}
+        for event in stored.load(record.payload)
+    ]
 
 
 async def recent(log: EventLog, source_id: str | None, limit: int = 50) -> list[dict[str, Any]]:
@@ -48,7 +53,8 @@ async def recent(log: EventLog, source_id: str | None, limit: int = 50) -> list[
     records = await log.latest(INGEST_TOPIC, limit, source_id)
     records += await log.latest(REJECTED_TOPIC, limit, source_id)
     records.sort(key=lambda r: -r.id)
-    return [to_item(r) for r in records[:limit]]
+    items = [item for r in records for item in reversed(to_items(r))]
+    return items[:limit]
 
 
 async def follow(
@@ -76,6 +82,6 @@ async def follow(
         batch.sort(key=lambda r: r.id)
         cursor = batch[-1].id
         for record in batch:
-            item = to_item(record)
-            if flt.matches(item):
-                yield item
+            for item in to_items(record):
+                if flt.matches(item):
+                    yield item

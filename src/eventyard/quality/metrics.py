@@ -7,8 +7,12 @@ Names (all prefixed ``eventyard_``):
 - ``requests_rejected_total{reason}``: whole requests refused (``collect.reasons.REQUEST``);
 - ``ingest_bytes_total{source_id}``: request body bytes accepted (after decompression);
 - ``sdk_metrics_reports_total``: analytics.js usage reports to ``/v1/m`` (not events);
+- ``warehouse_discards_total{destination,schema,table,column,reason}``: values a warehouse did
+  not load and kept in ``<schema>.discards`` instead (see docs/warehouse.md);
 - ``log_backlog{topic}``: records not yet processed, read when scraped;
-- ``log_disk_bytes``: size of the embedded log on disk, read when scraped.
+- ``log_disk_bytes``: size of the embedded log on disk, read when scraped;
+- ``identity_*`` and ``profile_api_requests_total``: identity resolution and the Profile API
+  (see ``docs/identity.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -37,17 +41,44 @@ class _LogCollector(Collector):
             yield GaugeMetricFamily("eventyard_log_disk_bytes", "Size of the log on disk", value=disk)
 
 
+class IngestCounts(Collector):
+    """``events_received_total`` and ``ingest_bytes_total`` per source, read when scraped.
+
+    The tracking API counts every request; a labelled ``prometheus_client.Counter`` costs a
+    lock and a label lookup per increment, a dict of two integers does not. The event loop is
+    the only writer, so no lock is needed.
+    """
+
+    def __init__(self) -> None:
+        self._counts: dict[str, list[int]] = {}
+
+    def count(self, source_id: str, events: int, body_bytes: int) -> None:
+        counts = self._counts.get(source_id)
+        if counts is None:
+            counts = self._counts[source_id] = [0, 0]
+        counts[0] += events
+        counts[1] += body_bytes
+
+    def collect(self) -> Iterable[Metric]:
+        received = CounterMetricFamily(
+            "eventyard_events_received", "Events accepted and durably stored", labels=["source_id"]
+        )
+        body = CounterMetricFamily("eventyard_ingest_bytes", "Request body bytes accepted", labels=["source_id"])
+        for source_id, (events, body_bytes) in sorted(self._counts.items()):
+            received.add_metric([source_id], events)
+            body.add_metric([source_id], body_bytes)
+        yield received
+        yield body
+
+
 class Metrics:
     """The counters every stage updates; one instance per process (or per test app)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.events_received = Counter(
-            "eventyard_events_received",
-            "Events accepted and durably stored",
-            ["source_id"],
-            registry=self.registry,
-        )
+        #: Accepted events and body bytes per source (plain numbers: see ``IngestCounts``).
+        self.ingest = IngestCounts()
+        self.registry.register(self.ingest)
         self.events_rejected = Counter(
             "eventyard_events_rejected",
             "Events refused at ingest, by reason",
@@ -58,12 +89,6 @@ class Metrics:
             "eventyard_requests_rejected",
             "Whole requests refused at ingest, by reason",
             ["reason"],
-            registry=self.registry,
-        )
-        self.ingest_bytes = Counter(
-            "eventyard_ingest_bytes",
-            "Request body bytes accepted",
-            ["source_id"],
             registry=self.registry,
         )
 
@@ -104,9 +129,52 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+        self.warehouse_discards = Counter(
+            "eventyard_warehouse_discards",
+            "Values a warehouse kept in its discards table instead of loading them, by reason",
+            ["destination", "schema", "table", "column", "reason"],
+            registry=self.registry,
+        )
         self.sdk_metrics = Counter(
             "eventyard_sdk_metrics_reports",
             "Usage-metrics reports posted by browser SDKs (acknowledged, not stored)",
+            registry=self.registry,
+        )
+        # identity and profiles (unify)
+        self.identity_events = Counter(
+            "eventyard_identity_events",
+            "Events through identity resolution, by outcome (resolved, no_identifier, unknown_source)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.identity_refused = Counter(
+            "eventyard_identity_refused",
+            "Identifiers of events not added to a profile, by rule (blocked_value, limit:<type>, cap:...)",
+            ["rule"],
+            registry=self.registry,
+        )
+        self.identity_merges = Counter(
+            "eventyard_identity_merges",
+            "Profiles merged into another, by collection and rule (shared_identifier, alias, merge)",
+            ["collection", "rule"],
+            registry=self.registry,
+        )
+        self.identity_profiles_created = Counter(
+            "eventyard_identity_profiles_created",
+            "Profiles created, by collection (users, accounts)",
+            ["collection"],
+            registry=self.registry,
+        )
+        self.identity_operations = Counter(
+            "eventyard_identity_operations",
+            "Operator actions on profiles (remove_identifier, split)",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.profile_api_requests = Counter(
+            "eventyard_profile_api_requests",
+            "Profile API requests, by endpoint and status code",
+            ["endpoint", "status"],
             registry=self.registry,
         )
 

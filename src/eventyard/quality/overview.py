@@ -4,6 +4,10 @@ Built from the trace entries kept with the log (so it covers every process) plus
 queue counts: received, filtered (by reason), retrying, dead-lettered, delivered, delivery
 latency percentiles, and the destination's health. Refusals at ingest are counted per
 source from the ``rejected`` topic.
+
+Values a warehouse kept in its discards table (trace step ``discarded``) are counted by reason
+in ``totals.discarded`` and raise an alert (``alerts``: ``warehouse_discards``) that
+``eventyard status`` prints.
 """
 
 from __future__ import annotations
@@ -15,12 +19,18 @@ from eventyard.log.base import EventLog
 from eventyard.state.base import StateStore
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
+def percentile(values: list[tuple[float, int]], p: float) -> float | None:
+    """The ``p``-th percentile of ``(value, count)`` pairs in ascending value."""
+    total = sum(n for _, n in values)
+    if not total:
         return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
+    k = min(total - 1, max(0, round(p / 100 * (total - 1))))
+    seen = 0
+    for value, n in values:
+        seen += n
+        if seen > k:
+            return value
+    return values[-1][0]
 
 
 async def destination_overview(
@@ -31,7 +41,14 @@ async def destination_overview(
     out = []
     for dest in await state.list_destinations():
         buckets: dict[float, dict[str, Any]] = {}
-        totals: dict[str, Any] = {"queued": 0, "delivered": 0, "retrying": 0, "dead_lettered": 0, "filtered": {}}
+        totals: dict[str, Any] = {
+            "queued": 0,
+            "delivered": 0,
+            "retrying": 0,
+            "dead_lettered": 0,
+            "filtered": {},
+            "discarded": {},
+        }
         for c in counts:
             if c.destination_id != dest.id:
                 continue
@@ -48,6 +65,8 @@ async def destination_overview(
                     target[c.step] += c.count
                 elif c.step == "dropped_by_destination":
                     target["filtered"]["destination"] = target["filtered"].get("destination", 0) + c.count
+                elif c.step == "discarded" and target is totals:
+                    totals["discarded"][c.reason] = totals["discarded"].get(c.reason, 0) + c.count
         stats = await log.stats(topics.deliver(dest.id))
         latencies = await log.delivery_latencies(dest.id, since)
         h = health.get(dest.id)
@@ -66,6 +85,7 @@ async def destination_overview(
                     "dead_letters": stats.dead,
                 },
                 "latency_ms": {f"p{p}": percentile(latencies, p) for p in (50, 95, 99)},
+                "alerts": _alerts(totals),
                 "buckets": [
                     {**b, "received": b["queued"] + sum(b["filtered"].values())} for _, b in sorted(buckets.items())
                 ],
@@ -83,3 +103,21 @@ async def ingest_overview(log: EventLog, since: float) -> dict[str, Any]:
         if c.step == "dropped":
             dropped[c.reason] = dropped.get(c.reason, 0) + c.count
     return {"accepted": accepted, "dropped": dropped}
+
+
+def _alerts(totals: dict[str, Any]) -> list[dict[str, Any]]:
+    """Things about a destination a person should look at (besides its health)."""
+    alerts = []
+    discarded: dict[str, int] = totals["discarded"]
+    if discarded:
+        n = sum(discarded.values())
+        reasons = ", ".join(f"{reason} {count:,}" for reason, count in sorted(discarded.items()))
+        alerts.append(
+            {
+                "code": "warehouse_discards",
+                "count": n,
+                "message": f"{n:,} value(s) were not loaded and went to the discards table ({reasons}); "
+                "query <schema>.discards, or `eventyard trace MESSAGE_ID` for one event",
+            }
+        )
+    return alerts

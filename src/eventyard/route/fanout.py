@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventyard.log import topics
 from eventyard.log.base import TraceEntry, Transaction
 from eventyard.quality.metrics import Metrics
 from eventyard.route import jobs
@@ -90,23 +89,26 @@ class Fanout:
 
     def plan(self, events: list[PipelineEvent], by_source: dict[str, list[Route]], origin: str | None) -> Transaction:
         tx = Transaction()
+        appends, trace = tx.appends, tx.trace
+        step = origin or "queued"
+        encode = jobs.encode
         for item in events:
-            for route in by_source.get(item.source_id, ()):
+            routes = by_source.get(item.source_id)
+            if not routes:
+                continue
+            for route in routes:
                 job, reason, detail = decide(route, item)
-                name = route.config.name
-                dest_id = route.config.id
+                config = route.config
                 if job is None:
-                    tx.trace.append(
-                        TraceEntry(item.message_id, item.source_id, "filtered", dest_id, reason=reason, detail=detail)
-                    )
-                    self.metrics.filtered.labels(name, reason).inc()
+                    trace.append(TraceEntry(item.message_id, item.source_id, "filtered", config.id, reason, detail))
+                    self.metrics.filtered.labels(config.name, reason).inc()
                     continue
                 if origin is not None:
                     job = jobs.Job(**{**_fields(job), "origin": origin})
-                tx.appends.append((topics.deliver(route.config.id), item.user_key, jobs.encode(job)))
-                tx.trace.append(
-                    TraceEntry(item.message_id, item.source_id, origin or "queued", dest_id, reason=job.action or "")
-                )
+                # The key orders a user's jobs; without ordering it is left empty (see EventLog.lease).
+                key = item.user_key if config.delivery.ordering else ""
+                appends.append((route.topic, key, encode(job)))
+                trace.append(TraceEntry(item.message_id, item.source_id, step, config.id, job.action or ""))
         return tx
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import msgspec
-
 from eventyard.errors import NotFound
 from eventyard.log import topics
 from eventyard.log.base import EventLog
 from eventyard.route.fanout import Fanout
+from eventyard.spec import stored
 from eventyard.spec.pipeline import PipelineEvent
 
 PAGE = 1000
@@ -57,8 +56,7 @@ async def replay(
                 break
             if r.key not in by_source:
                 continue
-            event = msgspec.json.decode(r.payload)
-            batch.append(PipelineEvent(r.id, r.key, str(event.get("messageId", "")), event, r.appended_at))
+            batch.extend(stored.pipeline_events(r.id, r.key, r.payload, r.appended_at))
         result.read += len(batch)
         if batch:
             tx = fanout.plan(batch, by_source, origin="replayed")

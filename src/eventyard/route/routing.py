@@ -15,6 +15,7 @@ import msgspec
 from eventyard.destinations import registry
 from eventyard.destinations.base import Capabilities
 from eventyard.errors import ConfigError
+from eventyard.log import topics
 from eventyard.route.filters import CompiledFilter, apply_filters, compile_filters
 from eventyard.route.mapping import compile_action_set
 from eventyard.state.base import DestinationConfig, StateStore
@@ -45,6 +46,11 @@ class Route:
     #: Why this route cannot be used as configured (the destination does not load, or its
     #: filters or mappings no longer compile): events are held back with ``config_error``.
     broken: str | None = None
+    #: The destination's delivery queue.
+    topic: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.topic = topics.deliver(self.config.id)
 
 
 @dataclass

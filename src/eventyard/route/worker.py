@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -45,6 +46,8 @@ class WorkerOptions:
     concurrency: int
     ordered: bool
     lease_seconds: float = DELIVER_TIMEOUT_SECONDS + 60.0
+    #: The destination takes payloads as stored JSON (``Capabilities.encoded_payloads``).
+    encoded: bool = False
 
     @classmethod
     def of(cls, config: DestinationConfig, caps: Capabilities) -> WorkerOptions:
@@ -57,14 +60,23 @@ class WorkerOptions:
             batch_age_seconds=age,
             concurrency=max(1, policy.concurrency or caps.concurrency),
             ordered=policy.ordering,
+            encoded=caps.encoded_payloads,
         )
 
 
-@dataclass
+_NO_EVENT: dict[str, Any] = {}
+
+
 class _Pending:
-    record: LeasedRecord
-    job: jobs.Job
-    size: int
+    """A leased job: the record, the job, and what the destination gets."""
+
+    __slots__ = ("event", "job", "record", "size")
+
+    def __init__(self, record: LeasedRecord, job: jobs.StoredJob, event: DeliveryEvent) -> None:
+        self.record = record
+        self.job = job
+        self.event = event
+        self.size = len(record.payload)
 
 
 @dataclass
@@ -83,36 +95,50 @@ class DestinationWorker:
         self.topic = topics.deliver(self.config.id)
         self.limiter = RateLimiter(self.config.delivery.rate_limit_per_second)
         self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._recording = asyncio.Semaphore(2 * self.options.concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
+        self._rescheduling: asyncio.Task[None] | None = None
         self._recent: list[float] = []
 
     # ------------------------------------------------------------------ the loop
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Lease up to ``concurrency`` batches at a time and deliver them, ``concurrency`` in flight.
+
+        A delivery gives back its slot as soon as the destination answered: writing the outcome
+        down (one log commit) overlaps with the next delivery. At most ``2 × concurrency``
+        batches are between lease and commit.
+        """
         idle = 0.01
+        size = self.options.batch_size
         while not stop.is_set():
             if self.health.status == "degraded":
                 await self._probe(stop)
                 continue
             await self._slots.acquire()
             try:
-                batch = await self._collect(stop)
+                pending = await self._collect(stop)
             except Exception:
                 self._slots.release()
                 log.exception("leasing jobs for %s failed; retrying shortly", self.config.name)
                 await pause(stop, 1.0)
                 continue
-            if not batch:
+            if not pending:
                 self._slots.release()
                 await pause(stop, idle)
                 idle = min(idle * 2, 0.1)
                 continue
             idle = 0.01
-            task = asyncio.create_task(self._deliver_and_release(batch))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            for start in range(0, len(pending), size):
+                if start:
+                    await self._slots.acquire()
+                task = asyncio.create_task(self._deliver_and_release(pending[start : start + size]))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._rescheduling is not None:
+            await asyncio.gather(self._rescheduling, return_exceptions=True)
 
     async def _probe(self, stop: asyncio.Event) -> None:
         """While degraded, send one batch at a time, ``PROBE_SECONDS`` apart, instead of cycling
@@ -128,9 +154,10 @@ class DestinationWorker:
             await pause(stop, PROBE_SECONDS)
 
     async def _collect(self, stop: asyncio.Event) -> list[_Pending]:
-        """Lease up to one batch; wait up to ``batch_age_seconds`` for a batch to fill."""
+        """Lease up to ``concurrency`` batches at once; wait up to ``batch_age_seconds`` for the
+        first batch to fill."""
         opts = self.options
-        pending = await self._lease(opts.batch_size)
+        pending = await self._lease(opts.batch_size * opts.concurrency)
         if not pending or opts.batch_age_seconds <= 0:
             return pending
         oldest = min(p.record.appended_at for p in pending)
@@ -148,24 +175,42 @@ class DestinationWorker:
         )
         out: list[_Pending] = []
         undecodable: list[tuple[int, str]] = []
+        encoded = self.options.encoded
         for r in records:
             try:
-                out.append(_Pending(r, jobs.decode(r.payload), len(r.payload)))
+                job = jobs.decode_stored(r.payload)
+                if encoded:
+                    event, payload = _NO_EVENT, job.body_json()
+                else:
+                    event, payload = job.decoded()
             except msgspec.DecodeError as exc:
                 undecodable.append((r.id, f"undecodable delivery job: {exc}"))
+                continue
+            out.append(_Pending(r, job, DeliveryEvent(event, payload, job.message_id, r.attempts, job.source_id)))
         if undecodable:
             await self.log.commit(Transaction(dead=undecodable))
         return out
 
     async def _deliver_and_release(self, batch: list[_Pending]) -> None:
+        """Deliver a batch holding a slot (taken by ``run``), give the slot back, then record."""
+        slot = True
         try:
-            for chunk in self._split_by_bytes(batch):
-                await self.limiter.acquire()
-                await self.deliver(chunk)
+            async with self._recording:
+                sent: list[_Pending] = []
+                outcomes: list[Outcome] = []
+                started = self.clock()
+                for chunk in self._split_by_bytes(batch):
+                    await self.limiter.acquire()
+                    outcomes += await self._send(chunk)
+                    sent += chunk
+                self._slots.release()
+                slot = False
+                await self._record(sent, outcomes, started)
         except Exception:
             log.exception("delivery bookkeeping for %s failed; the jobs' leases will expire", self.config.name)
         finally:
-            self._slots.release()
+            if slot:
+                self._slots.release()
 
     def _split_by_bytes(self, batch: list[_Pending]) -> list[list[_Pending]]:
         chunks: list[list[_Pending]] = [[]]
@@ -181,17 +226,13 @@ class DestinationWorker:
     # ------------------------------------------------------------ one delivery
 
     async def deliver(self, batch: Sequence[_Pending]) -> None:
-        events = [
-            DeliveryEvent(
-                event=p.job.event,
-                payload=p.job.body(),
-                message_id=p.job.message_id,
-                attempt=p.record.attempts,
-                source_id=p.job.source_id,
-            )
-            for p in batch
-        ]
+        """Deliver one batch and record its outcomes."""
         started = self.clock()
+        await self._record(batch, await self._send(batch), started)
+
+    async def _send(self, batch: Sequence[_Pending]) -> list[Outcome]:
+        """The destination's outcome for each event; a failure to answer is a retry for all."""
+        events = [p.event for p in batch]
         try:
             outcomes = await asyncio.wait_for(self.destination.deliver(events), DELIVER_TIMEOUT_SECONDS)
         except TimeoutError:
@@ -202,33 +243,45 @@ class DestinationWorker:
         if len(outcomes) != len(events):
             error = f"the destination returned {len(outcomes)} outcomes for {len(events)} events"
             outcomes = [Outcome.retry(error)] * len(events)
-        await self._record(batch, outcomes, started)
+        return list(outcomes)
 
     async def _record(self, batch: Sequence[_Pending], outcomes: Sequence[Outcome], started: float) -> None:
         now = self.clock()
-        name = self.config.name
+        dest_id = self.config.id
         tx = Transaction()
-        delivered = failed = 0
+        delivered: list[_Pending] = []
+        failed = 0
         last_error = ""
         throttled: float | None = None
         was_throttled = False
+        counts: dict[str, int] = {}
         for p, outcome in zip(batch, outcomes, strict=True):
+            kind = outcome.kind
+            if kind == "delivered":
+                delivered.append(p)
+                continue
             job, record = p.job, p.record
             attempt = record.attempts
-            if outcome.kind == "delivered":
-                delivered += 1
-                latency = max(0.0, now - job.received)
+            if kind == "dropped":
                 tx.ack.append(record.id)
-                tx.trace.append(_entry(job, "delivered", attempt=attempt, latency_ms=latency * 1000, at=now))
-                self.metrics.delivery_latency.labels(name).observe(latency)
-                self.metrics.deliveries.labels(name, "delivered").inc()
-            elif outcome.kind == "dropped":
-                tx.ack.append(record.id)
-                tx.trace.append(_entry(job, "dropped_by_destination", reason=outcome.error, attempt=attempt, at=now))
-                self.metrics.deliveries.labels(name, "dropped").inc()
-            elif outcome.kind == "retry":
-                failed += 1
-                last_error = outcome.error
+                tx.trace.append(
+                    TraceEntry(
+                        job.message_id,
+                        job.source_id,
+                        "dropped_by_destination",
+                        dest_id,
+                        outcome.error,
+                        "",
+                        attempt,
+                        None,
+                        now,
+                    )
+                )
+                counts["dropped"] = counts.get("dropped", 0) + 1
+                continue
+            failed += 1
+            last_error = outcome.error
+            if kind == "retry":
                 if outcome.status == 429:
                     was_throttled = True
                     throttled = outcome.retry_after if throttled is None else throttled
@@ -238,31 +291,64 @@ class DestinationWorker:
                 if due is None:
                     reason = f"gave up after {attempt} attempts: {outcome.error}"
                     tx.dead.append((record.id, reason))
-                    tx.trace.append(_entry(job, "dead_lettered", detail=reason, attempt=attempt, at=now))
-                    self.metrics.deliveries.labels(name, "dead_lettered").inc()
+                    tx.trace.append(
+                        TraceEntry(
+                            job.message_id, job.source_id, "dead_lettered", dest_id, "", reason, attempt, None, now
+                        )
+                    )
+                    counts["dead_lettered"] = counts.get("dead_lettered", 0) + 1
                 else:
                     tx.retry.append((record.id, due, outcome.error))
                     detail = f"{outcome.error} (next attempt in {due - now:.1f}s)"
-                    tx.trace.append(_entry(job, "retrying", detail=detail, attempt=attempt, at=now))
-                    self.metrics.deliveries.labels(name, "retry").inc()
+                    tx.trace.append(
+                        TraceEntry(job.message_id, job.source_id, "retrying", dest_id, "", detail, attempt, None, now)
+                    )
+                    counts["retry"] = counts.get("retry", 0) + 1
             else:  # failed: terminal
-                failed += 1
-                last_error = outcome.error
                 tx.dead.append((record.id, outcome.error))
-                tx.trace.append(_entry(job, "dead_lettered", detail=outcome.error, attempt=attempt, at=now))
-                self.metrics.deliveries.labels(name, "failed").inc()
+                tx.trace.append(
+                    TraceEntry(
+                        job.message_id, job.source_id, "dead_lettered", dest_id, "", outcome.error, attempt, None, now
+                    )
+                )
+                counts["failed"] = counts.get("failed", 0) + 1
+        if delivered:
+            tx.ack += [p.record.id for p in delivered]
+            latencies = [max(0.0, now - p.job.received) for p in delivered]
+            tx.trace += [
+                TraceEntry(
+                    p.job.message_id, p.job.source_id, "delivered", dest_id, "", "", p.record.attempts, 1000 * lat, now
+                )
+                for p, lat in zip(delivered, latencies, strict=True)
+            ]
+            observe = self.metrics.delivery_latency.labels(self.config.name).observe
+            for lat in latencies:
+                observe(lat)
+            counts["delivered"] = len(delivered)
         await self.log.commit(tx)
+        for outcome_name, n in counts.items():
+            self.metrics.deliveries.labels(self.config.name, outcome_name).inc(n)
         self._note_rate(now, len(batch))
         if was_throttled:
             self.limiter.throttled(throttled, self._observed_rate(now))
         elif delivered:
             self.limiter.succeeded()
         was_degraded = self.health.status == "degraded"
-        await self.health.observe(delivered, failed, last_error)
-        if was_degraded and self.health.status == "healthy":
-            # Back in service: everything waiting for a retry becomes due now, so the backlog
-            # drains oldest first instead of in the order of its scattered backoff times.
-            await self.log.reschedule_waiting(self.topic, now)
+        await self.health.observe(len(delivered), failed, last_error)
+        recovered = was_degraded and self.health.status == "healthy"
+        if recovered and (self._rescheduling is None or self._rescheduling.done()):
+            # Back in service: everything waiting for a retry becomes due together, so the
+            # backlog drains oldest first instead of in the order of its scattered backoff
+            # times. Due at the epoch, before every other job, so deliveries can go on while a
+            # large queue is still being rescheduled in steps (oldest first, far faster than
+            # it drains).
+            self._rescheduling = asyncio.create_task(self._reschedule())
+
+    async def _reschedule(self) -> None:
+        try:
+            await self.log.reschedule_waiting(self.topic, 0.0)
+        except Exception:
+            log.exception("rescheduling the waiting jobs of %s failed; they keep their retry times", self.config.name)
 
     def _note_rate(self, now: float, n: int) -> None:
         self._recent.append(now)
@@ -272,7 +358,3 @@ class DestinationWorker:
 
     def _observed_rate(self, now: float) -> float:
         return len(self._recent) / 5.0
-
-
-def _entry(job: jobs.Job, step: str, **kw: object) -> TraceEntry:
-    return TraceEntry(job.message_id, job.source_id, step, job.destination_id, **kw)  # type: ignore[arg-type]

@@ -32,12 +32,18 @@ async def ensure_defaults(state: StateStore, data_dir: Path, preset_token: str |
     if not workspaces:
         ws = await state.create_workspace("default")
         source = await state.create_source(ws.id, "default")
-        # The embedded warehouse: every event of the default source, queryable at once.
+        # The embedded warehouse: every event of every source, queryable at once. The default
+        # source's schema is named explicitly (``default`` is an SQL keyword); sources created
+        # later join it on their own (``auto_connect``), each in the schema of its name.
         warehouse = await state.create_destination(
             ws.id,
             WAREHOUSE_NAME,
             "duckdb",
-            settings={"path": str(data_dir / WAREHOUSE_FILE), "schemas": {source.id: WAREHOUSE_SCHEMA}},
+            settings={
+                "path": str(data_dir / WAREHOUSE_FILE),
+                "schemas": {source.id: WAREHOUSE_SCHEMA},
+                "auto_connect": True,
+            },
         )
         await state.set_connection(source.id, warehouse.id)
         workspaces = [ws]

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from eventyard.collect.sources import SourceDirectory
+from eventyard.destinations.base import reset_services, use_services
 from eventyard.log import topics
 from eventyard.log.base import EventLog
 from eventyard.log.sqlite import SQLiteEventLog
@@ -18,10 +19,15 @@ from eventyard.quality.metrics import Metrics
 from eventyard.route.fanout import Fanout
 from eventyard.route.manager import DeliveryManager
 from eventyard.route.routing import RoutingTable
+from eventyard.runtime.services import ServerServices
 from eventyard.runtime.settings import Settings
 from eventyard.state.base import StateStore
+from eventyard.state.identity_base import IdentityStore
+from eventyard.state.identity_postgres import PostgresIdentityStore, split_url
+from eventyard.state.identity_sqlite import SQLiteIdentityStore
 from eventyard.state.sqlite import SQLiteStateStore
 from eventyard.unify.context import StageContext
+from eventyard.unify.identity_service import IdentityService
 from eventyard.unify.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,17 @@ def make_state(settings: Settings) -> StateStore:
     return SQLiteStateStore(settings.state_path())
 
 
+def make_identity_store(settings: Settings) -> IdentityStore:
+    """The identity graph's store: the state database file unless ``identity_store`` names one."""
+    url = settings.identity_store
+    if url.startswith(("postgresql://", "postgres://")):
+        dsn, schema = split_url(url)
+        return PostgresIdentityStore(dsn, schema)
+    if url.startswith("sqlite:///"):
+        return SQLiteIdentityStore(url[len("sqlite:///") :])
+    return SQLiteIdentityStore(settings.state_path())
+
+
 @dataclass
 class Components:
     settings: Settings
@@ -50,6 +67,8 @@ class Components:
     fanout: Fanout
     #: The delivery workers of this process (``None`` unless it runs the route role).
     delivery: DeliveryManager | None = None
+    #: Identity graph and profiles (unify stages and the Profile API).
+    identity: IdentityService | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -58,17 +77,29 @@ class Components:
         await self.state.start()
         await self.log.start()
         await self.sources.start()
+        if self.identity is not None:
+            await self.identity.start()
         self._stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="eventyard-housekeeping"))
         consumer = f"{socket.gethostname()}:{os.getpid()}"
+        if self.identity is not None and "unify" in self.settings.roles:
+            self._tasks.append(asyncio.create_task(self.identity.housekeeping(), name="eventyard-profile-history"))
         if "unify" in self.settings.roles:
-            ctx = StageContext(self.state, dedupe_window_seconds=self.settings.dedupe_window_hours * 3600)
+            ctx = StageContext(
+                self.state, dedupe_window_seconds=self.settings.dedupe_window_hours * 3600, identity=self.identity
+            )
             runner = PipelineRunner(self.log, ctx, self.fanout, self.metrics, consumer)
             self._workers.append(asyncio.create_task(runner.run(self._stop), name="eventyard-pipeline"))
         if "route" in self.settings.roles:
             manager = DeliveryManager(self.log, self.state, self.metrics, self.settings.data_path, consumer)
             self.delivery = manager
-            self._workers.append(asyncio.create_task(manager.run(self._stop), name="eventyard-delivery"))
+            # Destinations created by the manager's task get this server's services (discard
+            # alerts, source names) through their DestinationContext.
+            token = use_services(ServerServices(self.state, self.log, self.metrics))
+            try:
+                self._workers.append(asyncio.create_task(manager.run(self._stop), name="eventyard-delivery"))
+            finally:
+                reset_services(token)
 
     async def close(self) -> None:
         self._stop.set()
@@ -85,6 +116,8 @@ class Components:
                 await task
         self._tasks.clear()
         await self.sources.close()
+        if self.identity is not None:
+            await self.identity.close()
         await self.log.close()
         await self.state.close()
 
@@ -117,4 +150,11 @@ def build(settings: Settings) -> Components:
         getattr(event_log, "disk_bytes", lambda: None),
     )
     routing = RoutingTable(state)
-    return Components(settings, event_log, state, metrics, SourceDirectory(state), routing, Fanout(routing, metrics))
+    identity = IdentityService(
+        make_identity_store(settings),
+        state,
+        metrics,
+        retention_seconds=settings.profile_events_retention_days * 86400,
+    )
+    fanout = Fanout(routing, metrics)
+    return Components(settings, event_log, state, metrics, SourceDirectory(state), routing, fanout, identity=identity)

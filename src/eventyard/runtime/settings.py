@@ -49,6 +49,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dedupe_window_hours: float = 24.0
     #: What this process runs: any of collect, unify, route (control always runs).
     roles: tuple[str, ...] = ("collect", "unify", "route")
+    #: Identity graph and profiles: empty = inside the state store's SQLite file;
+    #: ``postgresql://user@host/db?schema=name`` = PostgreSQL (schema ``eventyard_identity`` by default).
+    identity_store: str = ""
+    #: How long each profile's event history is kept (0 = keep none).
+    profile_events_retention_days: float = 30.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -64,6 +69,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("`dedupe_window_hours` must be positive")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise ValueError("`log_level` must be one of critical, error, warning, info, debug")
+        if self.profile_events_retention_days < 0:
+            raise ValueError("`profile_events_retention_days` cannot be negative")
+        if self.identity_store and not self.identity_store.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("`identity_store` must be empty, sqlite:///path or postgresql://...")
 
     def __repr__(self) -> str:
         fields = []

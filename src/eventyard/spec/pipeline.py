@@ -16,6 +16,14 @@ class PipelineEvent(msgspec.Struct):
     event: dict[str, Any]
     #: Unix time the event was stored by collect.
     received: float
+    #: Position of the event in its record (a record holds the accepted events of one request).
+    index: int = 0
+
+    @property
+    def position(self) -> int:
+        """A number unique to this event in the log: the record id, or a negative number
+        encoding (record id, index) for the second and later events of a record."""
+        return self.record_id if self.index == 0 else -((self.record_id << 20) | self.index)
 
     @property
     def user_key(self) -> str:

@@ -157,4 +157,8 @@ def read_log(data_dir: Path, topic: str = "ingest") -> list[dict[str, Any]]:
         rows = conn.execute("SELECT key, payload FROM records WHERE topic = ? ORDER BY id", (topic,)).fetchall()
     finally:
         conn.close()
+    if topic == "ingest":
+        from eventyard.spec.stored import load
+
+        return [{"_key": key, **event} for key, payload in rows for event in load(payload)]
     return [{"_key": key, **msgspec.json.decode(payload)} for key, payload in rows]

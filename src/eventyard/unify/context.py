@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from eventyard.state.base import StateStore
+from eventyard.unify.identity_service import IdentityService
 
 
 @dataclass
@@ -15,3 +16,6 @@ class StageContext:
     #: messageId deduplication window per source, in seconds.
     dedupe_window_seconds: float = 24 * 3600.0
     clock: Callable[[], float] = field(default=time.time)
+    #: Identity resolution and profiles; without it the identity and profiles stages pass
+    #: events through unchanged.
+    identity: IdentityService | None = None

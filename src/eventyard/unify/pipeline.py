@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from eventyard.spec.pipeline import Dropped, Failed, PipelineEvent, StageResult
-from eventyard.unify import dedupe
+from eventyard.unify import dedupe, identity, profiles
 from eventyard.unify.context import StageContext
 
 Stage = Callable[[list[PipelineEvent], StageContext], Awaitable[StageResult]]
 
 STAGES: list[tuple[str, Stage]] = [
     ("dedupe", dedupe.run),
+    ("identity", identity.run),
+    ("profiles", profiles.run),
 ]
 
 

@@ -1,17 +1,19 @@
 """Shared by warehouse destinations: naming, flattening, column types, schema evolution, discards.
 
-Pure and backend-neutral: nothing here opens a connection or imports a database driver. A
-warehouse destination (DuckDB, PostgreSQL, ...) uses it in four steps per batch::
+Backend-neutral: nothing here opens a connection or imports a database driver (Arrow is the
+interchange). A warehouse destination (DuckDB, PostgreSQL, ...) uses it per batch::
 
+    schemas = await schemas_of(SourceSchemas(DIALECT, ...), context, batch)   # source -> schema
     flat = flatten_event(event, loaded_at=now, dialect=DIALECT)   # -> Flattened(rows, discards)
-    rows per (schema_name(source), row.table) ...
-    plan = plan_table(table, current_columns, rows, DIALECT)       # -> TablePlan
-    apply plan.add / plan.widen as DDL, load plan.rows, write plan.discards to DISCARDS_TABLE
+    plan = plan_load(Grouped.of(...), current_columns, DIALECT)   # -> LoadPlan: a ColumnarPlan per table
+    apply plan.add / plan.widen as DDL, load plan.arrays, write the discards to DISCARDS_TABLE,
+    drive the loads with a Bisector, report the discards through the context
 
 Naming (``naming``)
     ``snake_case`` (Segment's go-snakecase), ``column_name``, ``table_name`` (table of a track
-    event), ``schema_name`` (schema of a source); ``Dialect`` carries the identifier length
-    limit, the column cap and the reserved words of a backend (``DUCKDB``, ``POSTGRES``).
+    event), ``schema_name`` and ``SourceSchemas`` (the schema of each source); ``Dialect``
+    carries the identifier length limit, the column cap and the reserved words of a backend
+    (``DUCKDB``, ``POSTGRES``).
 Flattening (``flatten``)
     ``flatten_event`` turns one normalized event into ``TableRow`` s per Segment's warehouse
     schema: track -> ``tracks`` + ``<event slug>``; identify -> ``identifies`` + ``users``
@@ -21,14 +23,18 @@ Types (``types``)
     ``ColumnType`` (boolean, bigint, double, timestamp, text), ``infer_type`` of a value,
     ``merge_types`` (the widening lattice bigint -> double -> text), ``coerce`` of a value to
     a column type (raises ``CannotCoerce``).
-Schema evolution (``schema``)
-    ``plan_table`` compares a table's current columns with a batch of rows and returns a
-    ``TablePlan``: columns to add, columns to widen, the rows coerced to the resulting column
-    types, and ``Discard`` s for values that fit neither; ``TooManyColumns`` when the backend's
-    column cap would be exceeded. ``STANDARD_COLUMN_TYPES``: the fixed types of the standard
-    columns (``id`` text, ``received_at`` timestamp, ...), whatever their first value looks like.
-    ``DISCARDS_TABLE`` / ``DISCARDS_COLUMNS`` define the table that keeps every value that
-    could not be loaded.
+Schema evolution (``schema``, ``columns``, ``batch``)
+    ``plan_columns`` plans a table's batch column by column into typed Arrow arrays: columns to
+    add, columns to widen, the values coerced to the resulting types, and ``Discard`` s for values
+    that fit neither; ``TooManyColumns`` when the backend's column cap would be exceeded.
+    ``plan_table`` is the same rules value by value (the reference the columnar planner is tested
+    against). ``plan_load`` plans every table of a batch and fails only the events of a table
+    past the cap. ``STANDARD_COLUMN_TYPES``: the fixed types of the standard columns (``id``
+    text, ``received_at`` timestamp, ...). ``DISCARDS_TABLE`` / ``DISCARDS_COLUMNS`` define the
+    table that keeps every value that could not be loaded.
+Loading (``loading``)
+    ``Bisector`` isolates the events a database refuses; ``schemas_of`` and ``discard_reports``
+    connect a destination's context (source names, discard alerts) to the above.
 """
 
 from eventyard.warehouse.discards import DISCARDS_COLUMNS, DISCARDS_TABLE, Discard
@@ -47,7 +53,16 @@ from eventyard.warehouse.flatten import (
     flatten_event,
     flatten_object,
 )
-from eventyard.warehouse.naming import DUCKDB, POSTGRES, Dialect, column_name, schema_name, snake_case, table_name
+from eventyard.warehouse.naming import (
+    DUCKDB,
+    POSTGRES,
+    Dialect,
+    SourceSchemas,
+    column_name,
+    schema_name,
+    snake_case,
+    table_name,
+)
 from eventyard.warehouse.query import QueryResult, ReadOnlyViolation, TableDescription, WarehouseReader
 from eventyard.warehouse.schema import STANDARD_COLUMN_TYPES, TablePlan, TooManyColumns, plan_table
 from eventyard.warehouse.types import CannotCoerce, ColumnType, coerce, infer_type, merge_types
@@ -74,6 +89,7 @@ __all__ = [
     "Flattened",
     "QueryResult",
     "ReadOnlyViolation",
+    "SourceSchemas",
     "TableDescription",
     "TablePlan",
     "TableRow",

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+#: A source id that is already a plain lower-case identifier (``src_3f9a...``).
+PLAIN_ID = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][^\W\dA-Z_])|[A-Z]?[^\W\dA-Z_]+|[A-Z]+|\d+")
 
 #: Reserved words of PostgreSQL and DuckDB (SQL:2016 reserved, type and function names that
@@ -80,5 +83,48 @@ def table_name(event: str, dialect: Dialect, taken: frozenset[str] = frozenset()
 
 
 def schema_name(source: str, dialect: Dialect) -> str:
-    """The schema of a source (its slug, e.g. ``"iOS App"`` -> ``ios_app``); ``_unnamed`` when empty."""
+    """The schema of a source (snake_case, e.g. ``"Marketing Site"`` -> ``marketing_site``); ``_unnamed`` when empty."""
     return _fit(snake_case(source) or "_unnamed", dialect)
+
+
+class SourceSchemas:
+    """The schema each source loads into: one per source, named after the source as Segment does.
+
+    In order: the destination's explicit ``schemas`` setting (keyed by source id or source
+    name), the snake_case of the source's name (``"Marketing Site"`` -> ``marketing_site``), and, when the
+    name is not known, the source id itself (``src_3f9a...``). Events without a source go to
+    ``default``. ``prefix`` is put before every name. A name, once resolved, is kept: renaming
+    a source does not move its data.
+    """
+
+    def __init__(self, dialect: Dialect, explicit: Mapping[str, str], default: str, prefix: str = "") -> None:
+        self.dialect = dialect
+        self.explicit = dict(explicit)
+        self.prefix = prefix
+        self.default = self._fit(default)
+        self._known: dict[str, str] = {}
+
+    def known(self, source_id: str) -> str | None:
+        """The schema of a source whose name is not needed or was already resolved."""
+        if not source_id:
+            return self.default
+        if source_id in self.explicit:
+            return self._fit(self.explicit[source_id])
+        return self._known.get(source_id)
+
+    def resolve(self, source_id: str, source_name: str | None) -> str:
+        """The schema of ``source_id`` given its name (``None``: not known, the id names it)."""
+        found = self.known(source_id)
+        if found is not None:
+            return found
+        if source_name is None:
+            if PLAIN_ID.fullmatch(source_id):  # an id such as src_3f9a... is used as it is
+                return self._fit(source_id, plain=True)
+            return self._fit(source_id)
+        schema = self._fit(self.explicit.get(source_name, source_name))
+        self._known[source_id] = schema
+        return schema
+
+    def _fit(self, name: str, plain: bool = False) -> str:
+        base = name if plain else schema_name(name, self.dialect)
+        return (self.prefix + base)[: self.dialect.max_identifier_length]

@@ -65,11 +65,11 @@ def parse_timestamp(value: str) -> datetime | None:
         text = head + "." + tail[: min(digits, 6)] + tail[digits:]
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # out of range, or past year 1/9999 once in UTC
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def infer_type(value: Any) -> ColumnType | None:

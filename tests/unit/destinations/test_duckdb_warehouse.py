@@ -3,14 +3,14 @@ idempotence, deletion and the read-only SQL guard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eventyard.destinations.base import DeleteSubject, DestinationContext
+from eventyard.destinations.base import DeleteSubject, DestinationContext, DestinationServices, DiscardReport
 from eventyard.destinations.duckdb import DuckDBDestination, DuckDBSettings
 from eventyard.testing import events
 from eventyard.warehouse import ReadOnlyViolation
@@ -200,3 +200,113 @@ async def test_reads_cannot_touch_files_and_results_are_capped(wh: DuckDBDestina
         await wh.query(f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')", 10)
     result = await wh.query("SELECT * FROM range(25)", 10)
     assert len(result.rows) == 10 and result.truncated and result.columns == ["range"]
+
+
+class Recorder(DestinationServices):
+    """Services that remember what a destination reported and know a few source names."""
+
+    def __init__(self, names: dict[str, str] | None = None) -> None:
+        self.names = names or {}
+        self.discards: list[DiscardReport] = []
+        self.lookups: list[str] = []
+
+    async def report_discards(self, context: DestinationContext, discards: Sequence[DiscardReport]) -> None:
+        self.discards.extend(discards)
+
+    async def source_name(self, source_id: str) -> str | None:
+        self.lookups.append(source_id)
+        return self.names.get(source_id)
+
+
+def destination(tmp_path: Path, services: DestinationServices, **settings: Any) -> DuckDBDestination:
+    context = DestinationContext("dst_wh", "warehouse", tmp_path, clock=lambda: 1_800_000_000.0, services=services)
+    return DuckDBDestination(DuckDBSettings(**settings), context)
+
+
+async def test_discards_are_reported_with_their_event_and_reason(tmp_path: Path) -> None:
+    services = Recorder()
+    wh = destination(tmp_path, services, schemas={SOURCE: "web"})
+    try:
+        await wh.deliver([events.delivery(events.track("Paid", {"paid": True}, message_id="p1"), source_id=SOURCE)])
+        bad = events.track("Paid", {"paid": "no", "id": "mine"}, message_id="p2")
+        outcomes = await wh.deliver([events.delivery(bad, source_id=SOURCE)])
+        assert [o.kind for o in outcomes] == ["delivered"]
+    finally:
+        await wh.close()
+    got = {(d.message_id, d.source_id, d.schema, d.table, d.column, d.reason) for d in services.discards}
+    assert got == {
+        ("p2", SOURCE, "web", "paid", "paid", "not_boolean"),
+        ("p2", SOURCE, "web", "paid", "id", "reserved_column"),
+    }
+
+
+async def test_users_discards_are_told_to_the_newest_identify(tmp_path: Path) -> None:
+    services = Recorder()
+    wh = destination(tmp_path, services)
+    later = events.BASE_TIME + timedelta(hours=1)
+    try:
+        await wh.deliver([events.delivery(events.identify({"vip": True}, message_id="i0"), source_id=SOURCE)])
+        batch = [
+            events.identify({"vip": "maybe"}, message_id="i1"),
+            events.identify({"vip": "sure"}, message_id="i2", at=later),
+        ]
+        await wh.deliver([events.delivery(e, source_id=SOURCE) for e in batch])
+    finally:
+        await wh.close()
+    users = [d for d in services.discards if d.table == "users"]
+    assert [(d.message_id, d.column, d.reason) for d in users] == [("i2", "vip", "not_boolean")]
+
+
+async def test_one_event_the_database_cannot_take_fails_alone(tmp_path: Path) -> None:
+    wh = destination(tmp_path, Recorder(), schemas={SOURCE: "web"})
+    batch = [events.track("Clicked", {"n": i}, message_id=f"c{i}") for i in range(9)]
+    batch[5] = events.track("Clicked", {"label": "bad \ud800 text"}, message_id="c5")  # cannot be UTF-8
+    try:
+        outcomes = await wh.deliver([events.delivery(e, source_id=SOURCE) for e in batch])
+        assert [o.kind for o in outcomes] == ["delivered"] * 5 + ["failed"] + ["delivered"] * 3
+        assert outcomes[5].error.startswith("load_refused:")
+        loaded = await wh.query("SELECT id FROM web.clicked ORDER BY id", 100)
+        assert [r[0] for r in loaded.rows] == [f"c{i}" for i in range(9) if i != 5]
+        again = await wh.deliver([events.delivery(e, source_id=SOURCE) for e in batch])  # a retry: no duplicates
+        assert [o.kind for o in again].count("delivered") == 8
+        assert (await wh.query("SELECT count(*) FROM web.tracks", 1)).rows == [[8]]
+    finally:
+        await wh.close()
+
+
+async def test_an_unknown_event_type_fails_with_a_reason_code(wh: DuckDBDestination) -> None:
+    outcomes = await wh.deliver([events.delivery({"type": "telepathy", "messageId": "t1"}, source_id=SOURCE)])
+    assert outcomes[0].kind == "failed" and outcomes[0].error.startswith("unsupported_event:")
+
+
+async def test_schema_is_named_after_the_source(tmp_path: Path) -> None:
+    services = Recorder({"src_1": "iOS App", "src_2": "Web Site", "src_3": "order"})
+    wh = destination(tmp_path, services, schemas={"Web Site": "marketing_site"})
+    try:
+        items = [
+            events.delivery(events.track(message_id="a"), source_id="src_1"),
+            events.delivery(events.track(message_id="b"), source_id="src_2"),
+            events.delivery(events.track(message_id="c"), source_id="src_3"),
+            events.delivery(events.track(message_id="d"), source_id="src_unknown"),
+            events.delivery(events.track(message_id="e"), source_id=""),
+        ]
+        assert {o.kind for o in await wh.deliver(items)} == {"delivered"}
+        await wh.deliver([events.delivery(events.track(message_id="f"), source_id="src_1")])
+        schemas = {t.schema for t in await wh.describe()}
+    finally:
+        await wh.close()
+    assert schemas == {"i_os_app", "marketing_site", "_order", "src_unknown", "eventyard"}
+    assert services.lookups.count("src_1") == 1  # a name once resolved is kept
+
+
+async def test_a_failing_source_lookup_retries_the_batch(tmp_path: Path) -> None:
+    class Broken(Recorder):
+        async def source_name(self, source_id: str) -> str | None:
+            raise OSError("state store unreachable")
+
+    wh = destination(tmp_path, Broken())
+    try:
+        outcomes = await wh.deliver([events.delivery(events.track(), source_id="src_x")])
+    finally:
+        await wh.close()
+    assert outcomes[0].kind == "retry" and outcomes[0].error.startswith("source_lookup:")

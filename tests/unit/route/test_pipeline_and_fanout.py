@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,17 @@ import pytest
 
 from eventyard.destinations.base import Capabilities
 from eventyard.log import topics
+from eventyard.log.base import Transaction
 from eventyard.log.memory import MemoryEventLog
 from eventyard.quality.metrics import Metrics
 from eventyard.route import jobs
 from eventyard.route.fanout import Fanout, integrations_allow
 from eventyard.route.replay import replay
 from eventyard.route.routing import Route, Routes, RoutingTable
-from eventyard.state.base import DestinationConfig
+from eventyard.spec.pipeline import PipelineEvent
+from eventyard.state.base import DeliveryPolicy, DestinationConfig
 from eventyard.state.sqlite import SQLiteStateStore
+from eventyard.testing.wait import eventually_async
 from eventyard.unify.context import StageContext
 from eventyard.unify.runner import PipelineRunner
 
@@ -50,7 +54,8 @@ class RenameTo:
 
 
 def route(dest_id: str, name: str, **kw: Any) -> Route:
-    config = DestinationConfig(dest_id, "ws", name, "webhook", enabled=kw.pop("enabled", True))
+    delivery = DeliveryPolicy(ordering=kw.pop("ordering", False))
+    config = DestinationConfig(dest_id, "ws", name, "webhook", enabled=kw.pop("enabled", True), delivery=delivery)
     caps = kw.pop("caps", Capabilities())
     return Route(config, caps, (name, "webhook"), **kw)
 
@@ -88,7 +93,7 @@ def ev(mid: str, **kw: Any) -> dict[str, Any]:
 async def test_one_job_per_connected_destination_and_a_reason_for_every_other(tmp_path: Path) -> None:
     routes = {
         "web": [
-            route("d1", "Hook"),
+            route("d1", "Hook", ordering=True),
             route("d2", "Off", enabled=False),
             route("d3", "Filtered", filters=KeepUnless("Test")),
             route("d4", "Mapped", actions=RenameTo()),
@@ -119,6 +124,7 @@ async def test_one_job_per_connected_destination_and_a_reason_for_every_other(tm
     mapped = jobs.decode(records["d4"][0].payload)
     assert (mapped.action, mapped.payload, mapped.body()) == ("rename", {"name": "Clicked"}, {"name": "Clicked"})
     assert records["d1"][0].key == "u1"  # keyed by user for ordering
+    assert records["d3"][0].key == ""  # no ordering: no key to hold jobs back (or to index)
 
     reasons = {(e.destination_id, e.reason) for e in await log.trace("m2") if e.step == "filtered"}
     assert reasons == {("d2", "destination_disabled"), ("d3", "filter"), ("d5", "unsupported_type")}
@@ -180,3 +186,30 @@ async def test_replay_requeues_a_time_range_for_one_destination(tmp_path: Path) 
     replayed = [jobs.decode(r.payload) for r in (await log.read(topics.deliver("d2")))[before:]]
     assert [(j.message_id, j.origin) for j in replayed] == [("m1", "replayed"), ("m3", "replayed")]
     assert len(await log.read(topics.deliver("d1"))) == 3 - 0  # other destinations untouched
+
+
+async def test_batches_worked_on_together_commit_in_the_order_they_were_leased(tmp_path: Path) -> None:
+    log, runner, fanout = await make(tmp_path, {"web": [route("d1", "Hook", ordering=True)]})
+    runner.batch_size = 1  # one stored record per batch
+    await ingest(log, "web", ev("m1"))
+    await ingest(log, "web", ev("m2"))
+    second_planned = asyncio.Event()
+    planned: list[list[str]] = []
+
+    async def first_batch_is_slow(events: list[PipelineEvent]) -> Transaction:
+        planned.append([e.message_id for e in events])
+        if len(planned) == 1:
+            await second_planned.wait()  # the second batch is processed meanwhile
+        else:
+            second_planned.set()
+        return await fanout(events)
+
+    runner.fanout = first_batch_is_slow
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop, lanes=2))
+    queued = await eventually_async(lambda: log.read(topics.deliver("d1")), lambda rs: len(rs) == 2)
+    stop.set()
+    await task
+    assert planned == [["m1"], ["m2"]]
+    # the second batch was ready first but committed after the first: jobs keep the store order
+    assert [jobs.decode(r.payload).message_id for r in queued] == ["m1", "m2"]

@@ -226,6 +226,8 @@ async def test_a_recovered_destination_drains_its_backlog_oldest_first() -> None
     h.clock.now += 10_000  # every retry is due, at scattered times
     await h.round(limit=1)  # a probe (whichever retry is due first) succeeds: healthy again
     assert h.worker.health.status == "healthy"
+    assert h.worker._rescheduling is not None
+    await h.worker._rescheduling  # the waiting jobs are made due together, in the background
     probed = h.dest.seen[-1][0].message_id
     await h.round(limit=3)
     oldest = [m for m in (f"m{i}" for i in range(8)) if m != probed][:3]
@@ -250,3 +252,27 @@ async def test_a_degraded_destination_is_probed_not_hammered(monkeypatch: pytest
     await asyncio.wait_for(task, 5)
     # one probe batch (up to the batch size of 10), then waiting: not the whole queue
     assert len(h.dest.seen) == 2 and len(h.dest.seen[1]) <= 10
+
+
+async def test_a_destination_that_takes_encoded_payloads_gets_the_stored_json() -> None:
+    h = Harness()
+    h.worker.options.encoded = True
+    await h.enqueue("m1")
+    mapped = jobs.Job("m2", "src", "d1", {"type": "track", "messageId": "m2"}, payload={"name": "x"})
+    await h.log.append(topics.deliver("d1"), [("", jobs.encode(mapped))])
+    await h.round()
+    first, second = h.dest.seen[0]
+    assert isinstance(first.payload, msgspec.Raw) and first.event == {}
+    assert msgspec.json.decode(msgspec.json.encode(first.payload)) == {"type": "track", "event": "E", "messageId": "m1"}
+    assert msgspec.json.encode(second.payload) == b'{"name":"x"}'
+    assert (first.message_id, first.source_id, second.message_id) == ("m1", "src", "m2")
+    assert await h.steps("m1") == ["delivered"]
+
+
+async def test_a_destination_that_reads_events_gets_them_decoded() -> None:
+    h = Harness()
+    mapped = jobs.Job("m1", "src", "d1", {"type": "track", "messageId": "m1"}, payload={"name": "x"})
+    await h.log.append(topics.deliver("d1"), [("", jobs.encode(mapped))])
+    await h.round()
+    (item,) = h.dest.seen[0]
+    assert (item.event, item.payload) == ({"type": "track", "messageId": "m1"}, {"name": "x"})

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from eventyard.testing import events
-from eventyard.warehouse import DUCKDB, Flattened, flatten_event
+from eventyard.warehouse import (
+    DUCKDB,
+    EVENT_COLUMNS,
+    STANDARD_TABLES,
+    Flattened,
+    column_name,
+    flatten_event,
+    flatten_object,
+    table_name,
+)
+from eventyard.warehouse.flatten import RESERVED_COLUMNS
 
 LOADED = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
@@ -68,3 +81,107 @@ def test_reserved_and_colliding_names_are_discarded_with_a_reason() -> None:
 def test_reserved_words_are_prefixed() -> None:
     own = flat(events.track("Ordered", {"order": 1, "select": True})).rows[1].row
     assert own["_order"] == 1 and own["_select"] is True
+
+
+# -- the fast flattener against a plain rendering of the rules ----------------------------
+
+KEYS = st.sampled_from(["a", "b", "userId", "user_id", "id", "name", "Event", "order", "x1", "!", "", "ctx"])
+LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=3))
+OBJECTS = st.recursive(
+    st.dictionaries(KEYS, LEAVES, max_size=4),
+    lambda inner: st.dictionaries(KEYS, st.one_of(LEAVES, inner, st.lists(LEAVES, max_size=2)), max_size=4),
+    max_leaves=12,
+)
+
+
+def _leaves(obj: dict[str, object], prefix: str = "") -> tuple[dict[str, object], int]:
+    """Every leaf by its raw ``_``-joined path, and how many there were (paths may repeat)."""
+    out = flatten_object(obj, prefix)
+    count = 0
+
+    def walk(o: dict[str, object]) -> None:
+        nonlocal count
+        for v in o.values():
+            if isinstance(v, dict):
+                walk(v)
+            elif v is not None:
+                count += 1
+
+    walk(obj)
+    return out, count
+
+
+def _reference(event: dict[str, object]) -> tuple[list[tuple[str, dict[str, object]]], set[tuple[str, str, str]]]:
+    """The flattening rules written out plainly, one value at a time."""
+    discards: set[tuple[str, str, str]] = set()
+    kind = event["type"]
+    reserved = set(RESERVED_COLUMNS) | {"track": {"event", "event_text"}, "page": {"name"}}.get(str(kind), set())
+
+    def add(row: dict[str, object], obj: object, table: str, prefix: str, check_reserved: bool) -> None:
+        if not isinstance(obj, dict):
+            return
+        for path, value in flatten_object(obj, prefix).items():
+            column = column_name(path, DUCKDB)
+            if not column:
+                discards.add((table, path, "empty_column_name"))
+            elif check_reserved and column in reserved:
+                discards.add((table, column, "reserved_column"))
+            elif column in row:
+                discards.add((table, column, "duplicate_column"))
+            else:
+                row[column] = value
+
+    def base(table: str) -> dict[str, object]:
+        row: dict[str, object] = {c: event[k] for c, k in EVENT_COLUMNS if event.get(k) is not None}
+        row["uuid_ts"] = LOADED
+        add(row, event.get("context"), table, "context", False)
+        return row
+
+    if kind == "track":
+        slug = table_name(str(event["event"]), DUCKDB, STANDARD_TABLES)
+        tracks = {**base("tracks"), "event": slug, "event_text": event["event"]}
+        own = dict(tracks)
+        add(own, event.get("properties"), slug, "", True)
+        return [("tracks", tracks), (slug, own)], discards
+    row = base("pages")
+    if event.get("name") is not None:
+        row["name"] = event["name"]
+    add(row, event.get("properties"), "pages", "", True)
+    return [("pages", row)], discards
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["track", "page"]),
+    name=st.sampled_from(["Order Completed", "tracks", "Select", "!!"]),
+    properties=OBJECTS,
+    context=OBJECTS,
+)
+def test_fast_flattening_follows_the_rules(
+    kind: str, name: str, properties: dict[str, object], context: dict[str, object]
+) -> None:
+    for obj in (properties, context):
+        flat_paths, leaves = _leaves(obj)
+        assume(len(flat_paths) == leaves)  # the plain rendering cannot tell two leaves of one path apart
+    event: dict[str, object] = {
+        "type": kind,
+        "messageId": "m-1",
+        "userId": "u-1",
+        "receivedAt": "2026-11-29T03:00:00.000Z",
+        "properties": properties,
+        "context": context,
+    }
+    if kind == "track":
+        event["event"] = name
+    else:
+        event["name"] = name
+    expected_rows, expected_discards = _reference(event)
+    got = flat(event)
+    assert [(r.table, r.row) for r in got.rows] == expected_rows
+    assert {(d.table, d.column, d.reason) for d in got.discards} == expected_discards
+
+
+def test_two_leaves_with_the_same_path_keep_the_first_and_discard_the_second() -> None:
+    out = flat(events.track("Noted", {"a_b": 1, "a": {"b": 2}}))
+    assert out.rows[1].row["a_b"] == 1
+    assert [(d.column, d.value, d.reason) for d in out.discards] == [("a_b", "2", "duplicate_column")]

@@ -1,17 +1,23 @@
 """The ``duckdb`` destination: every source's events in Segment's warehouse schema, in a DuckDB file.
 
 One ``deliver`` is one transaction: new columns are added, columns widened, rows appended
-from Arrow, ``users`` upserted, values that fit nowhere written to ``discards``. Loads are
-idempotent: a row whose ``id`` (messageId) is already in its table is not loaded again, so
-a retried or replayed batch does not duplicate anything.
+from Arrow, ``users`` upserted, values that fit nowhere written to ``discards`` (and reported
+through the context, which counts and shows them). Loads are idempotent: a row whose ``id``
+(messageId) is already in its table is not loaded again, so a retried or replayed batch does
+not duplicate anything.
+
+When the database refuses a load for a reason that will not go away by itself (not a busy or
+broken file), the batch is split in halves and each half loaded on its own, down to single
+events: the events that load are delivered, the one that keeps failing gets a ``failed``
+outcome (``load_refused: ...``) and goes to the dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,15 +33,14 @@ from eventyard.destinations.base import (
     DestinationContext,
     Outcome,
 )
-from eventyard.destinations.duckdb.batch import Grouped, discard_counts, plan_load
 from eventyard.destinations.duckdb.settings import DuckDBSettings
-from eventyard.destinations.duckdb.store import DuckDBStore
+from eventyard.destinations.duckdb.store import DuckDBStore, Load
 from eventyard.errors import ConfigError, Unavailable
-from eventyard.warehouse import DUCKDB, QueryResult, TableDescription, flatten_event, schema_name
+from eventyard.warehouse import DUCKDB, Discard, QueryResult, SourceSchemas, TableDescription, flatten_event
+from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
+from eventyard.warehouse.loading import Bisector, discard_reports, schemas_of
 
 log = logging.getLogger(__name__)
-
-PLAIN_ID = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 #: Driver errors worth another try: the file, the disk or a concurrent writer, not the data.
 RETRYABLE = ("IOException", "TransactionException", "OutOfMemoryException", "InterruptException")
@@ -61,6 +66,7 @@ class DuckDBDestination(Destination):
         super().__init__(settings, context)
         self._store: DuckDBStore | None = None
         self._lock = asyncio.Lock()
+        self.schemas = SourceSchemas(DUCKDB, self.settings.schemas, self.settings.default_schema)
 
     @classmethod
     def capabilities_for(cls, settings: Any) -> Capabilities:
@@ -73,16 +79,6 @@ class DuckDBDestination(Destination):
         if self.settings.path:
             return Path(self.settings.path).expanduser().absolute()
         return self.context.data_dir / "warehouse.duckdb"
-
-    def schema_of(self, source_id: str) -> str:
-        """The schema of a source's tables."""
-        if not source_id:
-            return schema_name(self.settings.default_schema, DUCKDB)
-        if source_id in self.settings.schemas:
-            return schema_name(self.settings.schemas[source_id], DUCKDB)
-        if PLAIN_ID.fullmatch(source_id):  # an id such as src_3f9a... is used as it is
-            return source_id
-        return schema_name(source_id, DUCKDB)
 
     async def start(self) -> None:
         if self._store is not None:
@@ -111,31 +107,31 @@ class DuckDBDestination(Destination):
             raise ConfigError(f"`path` {str(self.path)!r}: {str(probe)!r} is not a writable directory")
 
     async def deliver(self, batch: Sequence[DeliveryEvent]) -> list[Outcome]:
-        outcomes: list[Outcome] = [Outcome.delivered()] * len(batch)
         loaded_at = datetime.fromtimestamp(self.context.clock(), UTC)
-        grouped = Grouped()
-        for i, item in enumerate(batch):
-            try:
-                flat = flatten_event(item.event, loaded_at=loaded_at, dialect=DUCKDB)
-            except ValueError as exc:
-                outcomes[i] = Outcome.failed(str(exc))
-                continue
-            grouped.add(i, self.schema_of(item.source_id), flat.rows, flat.discards)
-        if not grouped.rows:
-            return outcomes
+        try:
+            schemas = await schemas_of(self.schemas, self.context, batch)
+        except Exception as exc:
+            return [Outcome.retry(f"source_lookup: cannot look up the events' sources: {exc}")] * len(batch)
+        store = await self._open()
+        # Flattening and planning need no lock: with more than one load in flight (the
+        # delivery policy's `concurrency`) they overlap the other load's database work. The
+        # plan is made again under the lock only if a load in between changed a table.
+        loader = await asyncio.to_thread(_Loader.prepare, store, batch, schemas, loaded_at)
+        if loader.events:
+            async with self._lock:
+                if self._store is not store:
+                    closed = Outcome.retry("warehouse_unavailable: the warehouse was closed during the load")
+                    return [closed] * len(batch)
+                await asyncio.to_thread(loader.run)
+        await self.context.report_discards(discard_reports(batch, loader.discards))
+        return loader.outcomes(len(batch))
+
+    async def _open(self) -> DuckDBStore:
         async with self._lock:
             if self._store is None:
                 await self.start()
-            store = self._store
-            assert store is not None
-            failed, error = await asyncio.to_thread(_write, store, grouped, loaded_at)
-        for i, reason in failed.items():
-            outcomes[i] = Outcome.failed(reason)
-        if error is not None:
-            indices = {i for items in grouped.rows.values() for i, _ in items} - set(failed)
-            for i in indices:
-                outcomes[i] = error
-        return outcomes
+            assert self._store is not None
+            return self._store
 
     async def delete_user(self, subject: DeleteSubject) -> Outcome:
         """Delete the user's rows from every table of every schema (``anonymousId`` identifiers too)."""
@@ -170,22 +166,75 @@ class DuckDBDestination(Destination):
 def _classify(exc: Exception) -> Outcome:
     text = f"{type(exc).__name__}: {exc}"
     if type(exc).__name__ in RETRYABLE or isinstance(exc, OSError):
-        return Outcome.retry(f"the warehouse cannot be written right now: {text}")
-    return Outcome.failed(f"the warehouse refused the load: {text}")
+        return Outcome.retry(f"warehouse_unavailable: the warehouse cannot be written right now: {text}")
+    return Outcome.failed(f"load_refused: the warehouse refused the load: {text}")
 
 
-def _write(store: DuckDBStore, grouped: Grouped, loaded_at: datetime) -> tuple[dict[int, str], Outcome | None]:
-    """Plan and load (in a worker thread); a failed load is planned again once from the catalog."""
-    error: Outcome | None = None
-    failed: dict[int, str] = {}
-    for _ in range(2):
-        load, failed = plan_load(grouped, store.columns, DUCKDB)
+class _Loader:
+    """One ``deliver``'s loads, in worker threads: the whole batch, then halves of it on a refusal."""
+
+    def __init__(self, store: DuckDBStore, grouped: Grouped, loaded_at: datetime) -> None:
+        self.store = store
+        self.grouped = grouped
+        self.loaded_at = loaded_at
+        self.bisector = Bisector(sorted(grouped.events))
+        #: Events that cannot be loaded at all (an unknown event type).
+        self.unsupported: dict[int, Outcome] = {}
+        #: Discards of the loads that committed, with their events.
+        self.discards: list[tuple[int, str, Discard]] = []
+        self._planned: tuple[int, LoadPlan] | None = None
+
+    @classmethod
+    def prepare(
+        cls, store: DuckDBStore, batch: Sequence[DeliveryEvent], schemas: dict[str, str], loaded_at: datetime
+    ) -> _Loader:
+        """Flatten the batch and plan it against the tables as they are now."""
+        grouped = Grouped()
+        unsupported: dict[int, Outcome] = {}
+        for i, item in enumerate(batch):
+            try:
+                flat = flatten_event(item.event, loaded_at=loaded_at, dialect=DUCKDB)
+            except (ValueError, TypeError) as exc:
+                unsupported[i] = Outcome.failed(f"unsupported_event: {exc}")
+                continue
+            grouped.add(i, schemas[item.source_id], flat)
+        loader = cls(store, grouped, loaded_at)
+        loader.unsupported = unsupported
+        if grouped.events:
+            generation = store.generation
+            with contextlib.suppress(Exception):  # planned again under the lock, where errors count
+                loader._planned = (generation, loader._plan(grouped.events))
+        return loader
+
+    @property
+    def events(self) -> list[int]:
+        return self.grouped.events
+
+    def run(self) -> None:
+        self.bisector.run(self._load)
+
+    def outcomes(self, size: int) -> list[Outcome]:
+        outcomes = [Outcome.delivered()] * size
+        for i, outcome in (self.unsupported | self.bisector.outcomes).items():
+            outcomes[i] = outcome
+        return outcomes
+
+    def _plan(self, indices: list[int]) -> LoadPlan:
+        grouped = self.grouped if len(indices) == len(self.grouped.events) else self.grouped.subset(indices)
+        return plan_load(grouped, self.store.columns, DUCKDB)
+
+    def _load(self, indices: list[int]) -> tuple[dict[int, str], Outcome | None]:
+        planned, self._planned = self._planned, None
         try:
-            store.load(load, loaded_at)
+            if planned is not None and planned[0] == self.store.generation and len(indices) == len(self.events):
+                plan = planned[1]
+            else:
+                plan = self._plan(indices)
+        except Exception as exc:  # a value that cannot be converted at all (text that is not UTF-8)
+            return {}, Outcome.failed(f"load_refused: the rows cannot be written: {type(exc).__name__}: {exc}")
+        try:
+            self.store.load(Load(plan.plans, plan.discard_rows()), self.loaded_at)
         except Exception as exc:  # the store rolled back and re-read the catalog
-            error = _classify(exc)
-            continue
-        for (schema, table), n in discard_counts(load).items():
-            log.warning("warehouse %s: %d value(s) of %s.%s went to %s.discards", store.path, n, schema, table, schema)
-        return failed, None
-    return failed, error
+            return plan.failed, _classify(exc)
+        self.discards.extend((i, schema, d) for schema, found in plan.discards.items() for i, d in found)
+        return plan.failed, None

@@ -11,7 +11,8 @@ class DuckDBSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: The database file; ``""`` means ``warehouse.duckdb`` in the destination's data directory
     #: (``<data dir>/destinations/<destination id>/warehouse.duckdb``).
     path: str = ""
-    #: Source id -> schema name; a source not listed gets the snake_case of its id.
+    #: Source id or name -> schema name; other sources get the snake_case of their name
+    #: (``"Marketing Site"`` -> ``marketing_site``), or their id when the name is not known.
     schemas: dict[str, str] = {}
     #: Schema of events that carry no source id.
     default_schema: str = "eventyard"
@@ -21,6 +22,9 @@ class DuckDBSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     batch_age_seconds: float = 2.0
     #: DuckDB memory limit (e.g. ``"1GB"``); ``""`` keeps DuckDB's default (80% of RAM).
     memory_limit: str = ""
+    #: Connect every source created later in the same workspace (``eventyard apply``, the API)
+    #: to this warehouse. The warehouse made at first start has it on; set it to false to stop.
+    auto_connect: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 100_000:

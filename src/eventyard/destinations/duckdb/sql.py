@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from eventyard.warehouse import ColumnType
+from eventyard.warehouse import DISCARDS_COLUMNS, ColumnType, Discard
 
 DUCKDB_TYPES = {
     ColumnType.BOOLEAN: "BOOLEAN",
@@ -48,27 +48,27 @@ def widen_column(schema: str, table: str, column: str, kind: ColumnType) -> str:
     return f"ALTER TABLE {qualified(schema, table)} ALTER COLUMN {quote(column)} TYPE {DUCKDB_TYPES[kind]}"
 
 
-def _naive_utc(value: Any) -> Any:
-    if isinstance(value, datetime) and value.tzinfo is not None:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def arrow_table(columns: Mapping[str, ColumnType], rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The rows as a ``pyarrow.Table`` with one typed column per planned column (timestamps as naive UTC)."""
+def naive_utc(table: Any) -> Any:
+    """``table`` with its UTC timestamp columns as naive ``timestamp[us]`` (DuckDB's ``TIMESTAMP``
+    holds UTC without a zone; a zoned Arrow column would be converted through the session's time zone)."""
     import pyarrow as pa
 
-    arrow_types = {
-        ColumnType.BOOLEAN: pa.bool_(),
-        ColumnType.BIGINT: pa.int64(),
-        ColumnType.DOUBLE: pa.float64(),
-        ColumnType.TIMESTAMP: pa.timestamp("us"),
-        ColumnType.TEXT: pa.string(),
-    }
-    arrays = []
-    for column, kind in columns.items():
-        values = [row.get(column) for row in rows]
-        if kind == ColumnType.TIMESTAMP:
-            values = [_naive_utc(v) for v in values]
-        arrays.append(pa.array(values, type=arrow_types[kind]))
-    return pa.Table.from_arrays(arrays, names=list(columns))
+    columns = [c.cast(pa.timestamp("us")) if pa.types.is_timestamp(c.type) else c for c in table.columns]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def discards_table(discards: Sequence[Discard], uuid_ts: datetime) -> Any:
+    """Discards as an Arrow table with the columns of the discards table."""
+    import pyarrow as pa
+
+    return pa.Table.from_arrays(
+        [
+            pa.array([d.table for d in discards], pa.string()),
+            pa.array([d.column for d in discards], pa.string()),
+            pa.array([d.row_id for d in discards], pa.string()),
+            pa.array([d.value for d in discards], pa.string()),
+            pa.array([d.reason for d in discards], pa.string()),
+            pa.array([uuid_ts.astimezone(UTC).replace(tzinfo=None)] * len(discards), pa.timestamp("us")),
+        ],
+        names=list(DISCARDS_COLUMNS),
+    )

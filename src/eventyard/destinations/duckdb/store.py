@@ -9,7 +9,7 @@ runs in a ``READ ONLY`` transaction on its own cursor.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -26,8 +26,8 @@ from eventyard.warehouse import (
     QueryResult,
     ReadOnlyViolation,
     TableDescription,
-    TablePlan,
 )
+from eventyard.warehouse.columns import ColumnarPlan
 
 Columns = dict[str, ColumnType]
 STAGING = "_eventyard_staging"
@@ -38,24 +38,33 @@ MERGED = "_eventyard_merged"
 class Load:
     """Everything one ``deliver`` writes: table plans and discards, per schema."""
 
-    plans: dict[tuple[str, str], TablePlan] = field(default_factory=dict)
+    plans: dict[tuple[str, str], ColumnarPlan] = field(default_factory=dict)
     discards: dict[str, list[Discard]] = field(default_factory=dict)
 
 
 class DuckDBStore:
-    def __init__(self, path: Path, memory_limit: str = "") -> None:
+    """The warehouse file, open for loading, or with ``read_only`` for queries only (another
+    process may then not have it open for writing: DuckDB allows one writer per file)."""
+
+    def __init__(self, path: Path, memory_limit: str = "", read_only: bool = False) -> None:
         import duckdb
 
         self._duckdb = duckdb
         config: dict[str, Any] = {"enable_external_access": False}
         if memory_limit:
             config["memory_limit"] = memory_limit
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.con = duckdb.connect(str(path), config=config)
+        if read_only:
+            self.con = duckdb.connect(str(path), read_only=True, config=config)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.con = duckdb.connect(str(path), config=config)
         self.con.execute("SET lock_configuration = true")
         self._write_lock = threading.Lock()
         self.tables: dict[tuple[str, str], Columns] = {}
+        #: Goes up whenever ``tables`` may have changed: a plan made at one generation is still
+        #: valid if the generation is the same when it is loaded.
+        self.generation = 0
         self.refresh()
 
     def close(self) -> None:
@@ -72,6 +81,7 @@ class DuckDBStore:
         for schema, table, column, data_type in rows:
             tables.setdefault((schema, table), {})[column] = sql.COLUMN_TYPES.get(data_type, ColumnType.TEXT)
         self.tables = tables
+        self.generation += 1
 
     def columns(self, schema: str, table: str) -> Columns:
         return self.tables.get((schema, table), {})
@@ -95,12 +105,19 @@ class DuckDBStore:
                 con.execute("ROLLBACK")
                 self.refresh()
                 raise
+            changed = False
             for (schema, table), plan in load.plans.items():
-                self.tables[(schema, table)] = dict(plan.columns)
+                if plan.changes_schema or (schema, table) not in self.tables:
+                    self.tables[(schema, table)] = dict(plan.columns)
+                    changed = True
             for schema in load.discards:
-                self.tables[(schema, DISCARDS_TABLE)] = dict(DISCARDS_COLUMNS)
+                if (schema, DISCARDS_TABLE) not in self.tables:
+                    self.tables[(schema, DISCARDS_TABLE)] = dict(DISCARDS_COLUMNS)
+                    changed = True
+            if changed:
+                self.generation += 1
 
-    def _apply(self, schema: str, table: str, plan: TablePlan) -> None:
+    def _apply(self, schema: str, table: str, plan: ColumnarPlan) -> None:
         con = self.con
         if (schema, table) not in self.tables:
             con.execute(sql.create_table(schema, table, plan.columns))
@@ -109,23 +126,29 @@ class DuckDBStore:
                 con.execute(sql.add_column(schema, table, column, kind))
             for column, kind in plan.widen.items():
                 con.execute(sql.widen_column(schema, table, column, kind))
-        if not plan.rows:
+        if not plan.num_rows:
             return
         target = sql.qualified(schema, table)
-        cols = ", ".join(sql.quote(c) for c in plan.columns)
-        con.register(STAGING, sql.arrow_table(plan.columns, plan.rows))
+        # users rows are merged with the stored ones column by column, so they carry every column.
+        names = list(plan.columns) if table == USERS else list(plan.arrays)
+        if "id" in plan.columns and "id" not in names:
+            names.insert(0, "id")
+        cols = ", ".join(sql.quote(c) for c in names)
+        con.register(STAGING, sql.naive_utc(plan.arrow(names)))
         try:
             if table == USERS:
-                self._upsert(target, plan.columns)
-            else:
+                self._upsert(target, names)
+            elif "id" in names:
                 con.execute(
                     f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {STAGING} s"
                     f" WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE t.id = s.id)"
                 )
+            else:
+                con.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {STAGING}")
         finally:
             con.unregister(STAGING)
 
-    def _upsert(self, target: str, columns: Mapping[str, ColumnType]) -> None:
+    def _upsert(self, target: str, columns: Sequence[str]) -> None:
         """Merge staged user rows into ``users``: a newer row's values win, missing ones are kept."""
         newer = "u.id IS NULL OR u.received_at IS NULL OR s.received_at >= u.received_at"
         picks = ["s.id AS id"]
@@ -149,13 +172,12 @@ class DuckDBStore:
         con = self.con
         target = sql.qualified(schema, DISCARDS_TABLE)
         con.execute(sql.create_table(schema, DISCARDS_TABLE, DISCARDS_COLUMNS))
-        rows = [d.as_row(uuid_ts) for d in discards]
         cols = ", ".join(sql.quote(c) for c in DISCARDS_COLUMNS)
-        con.register(STAGING, sql.arrow_table(DISCARDS_COLUMNS, rows))
+        con.register(STAGING, sql.discards_table(discards, uuid_ts))
         try:
             con.execute(
-                f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {STAGING} s"
-                f" WHERE NOT EXISTS (SELECT 1 FROM {target} t"
+                f"INSERT INTO {target} ({cols}) SELECT DISTINCT ON (table_name, column_name, row_id) {cols}"
+                f" FROM {STAGING} s WHERE NOT EXISTS (SELECT 1 FROM {target} t"
                 " WHERE t.table_name = s.table_name AND t.column_name = s.column_name AND t.row_id = s.row_id)"
             )
         finally:

@@ -1,10 +1,21 @@
-"""Rows into a table through COPY: a temporary staging table, then one INSERT ... SELECT.
+"""Rows into a table through COPY.
 
-COPY is PostgreSQL's fast path but cannot skip rows that are already there. So each table's
-rows are copied (binary) into a temporary table that is dropped at commit, and moved with
-``INSERT ... ON CONFLICT (id)``: ``DO NOTHING`` for event tables (a replayed event is not
-inserted twice), ``DO UPDATE`` for ``users``, where a newer row's non-null values replace the
-stored ones and an older row only fills in what is still missing.
+COPY is PostgreSQL's fast path but cannot skip rows that are already there. Event tables are
+append-only and their rows are loaded once per ``id``: the loader asks which of the batch's ids
+the table has already (``existing_ids``, one index lookup per id), leaves those rows out, and
+COPYs the rest straight into the table (``copy_into``). The schema's advisory lock keeps other
+eventyard loads out meanwhile. (The loader first COPYs without asking, inside a savepoint, and
+asks only when the table refuses a duplicate: a batch is almost always new.)
+
+``users`` rows are merged with the stored ones: they are copied into a temporary table that is
+dropped at commit and moved with ``INSERT ... ON CONFLICT (id) DO UPDATE`` (``copy_csv``),
+where a newer row's non-null values replace the stored ones and an older row only fills in
+what is still missing.
+
+The rows arrive as CSV made from the plan's Arrow columns by Arrow's C++ writer
+(``csv_of``), so no Python code runs per value: strings are quoted (an empty string stays
+``""``, a null is an empty field), timestamps are written in UTC with a ``Z``, and NUL
+characters, which PostgreSQL refuses in text, are removed.
 """
 
 from __future__ import annotations
@@ -22,23 +33,66 @@ from eventyard.warehouse import ColumnType
 _stage_names = itertools.count()
 
 
-async def copy_rows(
+def csv_of(table: Any) -> bytes:
+    """An Arrow table as CSV for ``COPY ... (FORMAT csv)``: no header, strings quoted, NULs removed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    def write(rows: Any) -> bytes:
+        sink = pa.BufferOutputStream()
+        pcsv.write_csv(rows, sink, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+        data: bytes = sink.getvalue().to_pybytes()
+        return data
+
+    data = write(table)
+    if b"\x00" not in data:
+        return data
+    columns = [pc.replace_substring(c, "\x00", "") if pa.types.is_string(c.type) else c for c in table.columns]
+    return write(pa.Table.from_arrays(columns, names=table.column_names))
+
+
+async def existing_ids(conn: Conn, schema: str, table: str, ids: Sequence[str], key: str = "id") -> set[str]:
+    """Which of ``ids`` the table has already."""
+    if not ids:
+        return set()
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM {}.{} WHERE {} = ANY(%s)").format(
+            sql.Identifier(key), sql.Identifier(schema), sql.Identifier(table), sql.Identifier(key)
+        ),
+        (list(ids),),
+    )
+    return {str(row[0]) for row in await cur.fetchall()}
+
+
+async def copy_into(conn: Conn, schema: str, table: str, columns: Sequence[str], data: bytes) -> None:
+    """COPY CSV rows (fields in ``columns`` order) straight into the table."""
+    if not data:
+        return
+    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    cols = sql.SQL(", ").join(sql.Identifier(n) for n in columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, cols)
+    async with conn.cursor() as cur, cur.copy(statement) as copy:
+        await copy.write(data)
+
+
+async def copy_csv(
     conn: Conn,
     schema: str,
     table: str,
     columns: Mapping[str, ColumnType],
-    rows: Sequence[Sequence[Any]],
+    data: bytes,
     *,
     key: str = "id",
     upsert: bool = False,
     order_by: str | None = None,
 ) -> int:
-    """Insert ``rows`` (values in ``columns`` order, coerced to their kinds); returns rows inserted or changed.
+    """Insert CSV rows (fields in ``columns`` order); returns rows inserted or changed.
 
     Call inside a transaction. ``order_by`` names the column that says which of two rows for the
     same key is newer (``received_at``), for ``upsert``.
     """
-    if not rows:
+    if not data:
         return 0
     names = list(columns)
     stage = sql.Identifier(f"eventyard_stage_{next(_stage_names)}")
@@ -49,16 +103,16 @@ async def copy_rows(
     )
     await conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(stage, defs))
     async with conn.cursor() as cur:
-        async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, cols)) as copy:
-            copy.set_types([SQL_TYPES[k] for k in columns.values()])
-            for row in rows:
-                await copy.write_row(row)
+        async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, cols)) as copy:
+            await copy.write(data)
         if upsert:
             query = _upsert(target, stage, names, key, order_by)
-        else:
+        elif key in columns:
             query = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) DO NOTHING").format(
                 target, cols, cols, stage, sql.Identifier(key)
             )
+        else:  # rows without an id cannot be told apart: the primary key refuses them (not null)
+            query = sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(target, cols, cols, stage)
         await cur.execute(query)
         return max(cur.rowcount, 0)
 

@@ -15,9 +15,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from eventyard.destinations.base import Capabilities, DeleteSubject, DeliveryEvent, Destination, Outcome
+from eventyard.destinations.base import (
+    Capabilities,
+    DeleteSubject,
+    DeliveryEvent,
+    Destination,
+    DestinationContext,
+    Outcome,
+)
 from eventyard.destinations.postgres.settings import PostgresSettings
 from eventyard.errors import ConfigError, Unavailable
+from eventyard.warehouse import POSTGRES, SourceSchemas
+from eventyard.warehouse.loading import discard_reports, schemas_of
 
 if TYPE_CHECKING:
     from eventyard.destinations.postgres.loader import Loader
@@ -39,6 +48,11 @@ class PostgresDestination(Destination):
 
     settings: PostgresSettings
     _loader: Loader | None = None
+
+    def __init__(self, settings: Any, context: DestinationContext) -> None:
+        super().__init__(settings, context)
+        s: PostgresSettings = settings
+        self.schemas = SourceSchemas(POSTGRES, s.schemas, s.default_schema, prefix=s.schema_prefix)
 
     @classmethod
     def capabilities_for(cls, settings: Any) -> Capabilities:
@@ -63,7 +77,16 @@ class PostgresDestination(Destination):
         if not batch:
             return []
         loader = await self._started()
-        return await loader.load(batch, datetime.fromtimestamp(self.context.clock(), UTC))
+        try:
+            schemas = await schemas_of(self.schemas, self.context, batch)
+        except Exception as exc:
+            return [Outcome.retry(f"source_lookup: cannot look up the events' sources: {exc}")] * len(batch)
+        result = await loader.load(batch, schemas, datetime.fromtimestamp(self.context.clock(), UTC))
+        outcomes = [Outcome.delivered()] * len(batch)
+        for i, outcome in result.outcomes.items():
+            outcomes[i] = outcome
+        await self.context.report_discards(discard_reports(batch, result.discards))
+        return outcomes
 
     async def delete_user(self, subject: DeleteSubject) -> Outcome:
         """Delete the user's rows from every table of every schema this warehouse manages."""

@@ -1,68 +1,74 @@
 """One load: a batch of events into PostgreSQL, in one transaction.
 
-1. Flatten every event into Segment's tables (``eventyard.warehouse``), grouped by
-   (schema, table). No connection is held while this runs.
-2. In one transaction: lock the schemas (advisory locks, sorted), create what is missing,
-   read the tables' columns, and plan each table (columns to add or widen, values to discard).
-   A table that would pass the 1600-column cap fails only the events with rows in it; the
-   rest of the batch is planned again without them.
+1. Without a connection, in a worker thread: flatten every event into Segment's tables
+   (``eventyard.warehouse``), group the rows by (schema, table), plan each table against the
+   catalog as the last load saw it, and write each table's rows as CSV. This overlaps the
+   previous load, which is busy in the server.
+2. In one transaction: lock the schemas (advisory locks, sorted), create the schemas that are
+   missing and read their tables. If a table changed since the plan was made (another loader,
+   a person), the batch is planned again from what is there now. A table that would pass the
+   1600-column cap fails only the events with rows in it (``column_cap``).
 3. Apply the DDL, COPY each table's rows through a staging table, write the discards.
 
 The transaction makes a load all-or-nothing: a retried batch finds either nothing or every
-row of it, and the primary keys turn the second case into no change.
+row of it, and the primary keys turn the second case into no change. When PostgreSQL refuses
+a load for good, the batch is loaded again in halves (``eventyard.warehouse.loading.Bisector``)
+until the event it refuses is alone; that event fails with ``load_refused`` and the others load.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections import defaultdict
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from eventyard.destinations.base import DeleteSubject, DeliveryEvent, Outcome
 from eventyard.destinations.postgres import catalog
 from eventyard.destinations.postgres.catalog import Conn, TableInfo
 from eventyard.destinations.postgres.classify import outcome_for
-from eventyard.destinations.postgres.copy import copy_rows
+from eventyard.destinations.postgres.copy import copy_csv, copy_into, csv_of, existing_ids
 from eventyard.destinations.postgres.pool import Pool
 from eventyard.destinations.postgres.settings import PostgresSettings
 from eventyard.destinations.postgres.types import sendable
-from eventyard.warehouse import (
-    DISCARDS_TABLE,
-    POSTGRES,
-    USERS,
-    Discard,
-    TablePlan,
-    TooManyColumns,
-    flatten_event,
-    plan_table,
-    schema_name,
-)
+from eventyard.warehouse import DISCARDS_TABLE, POSTGRES, USERS, ColumnType, Discard, flatten_event
+from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
+from eventyard.warehouse.columns import ColumnarPlan
+from eventyard.warehouse.loading import Bisector
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+Catalog = dict[str, dict[str, TableInfo]]
 
 
 @dataclass
-class _Rows:
-    """The rows of one (schema, table), each with the index of the event it came from."""
+class Prepared:
+    """A batch ready to load: its flattened events and, for the whole batch, a plan with its CSV."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    owners: list[int] = field(default_factory=list)
-    upsert: bool = False
+    grouped: Grouped = field(default_factory=Grouped)
+    #: Events that cannot be loaded at all (an event type the schema has no table for).
+    unsupported: dict[int, Outcome] = field(default_factory=dict)
+    plan: LoadPlan | None = None
+    #: The catalog the plan was made against (only its tables matter).
+    seen: Catalog = field(default_factory=dict)
+    csv: dict[Key, bytes] = field(default_factory=dict)
 
 
 @dataclass
-class _Batch:
-    tables: dict[Key, _Rows] = field(default_factory=lambda: defaultdict(_Rows))
-    #: Discards found while flattening (reserved or colliding names), per schema, with their event.
-    discards: dict[str, list[tuple[int, Discard]]] = field(default_factory=lambda: defaultdict(list))
+class Result:
+    """What happened to each event that was not delivered, and the discards of committed loads."""
+
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    discards: list[tuple[int, str, Discard]] = field(default_factory=list)
 
 
 class Loader:
@@ -71,24 +77,25 @@ class Loader:
     def __init__(self, settings: PostgresSettings, application_name: str) -> None:
         self.settings = settings
         self.pool = Pool(settings, application_name)
+        #: Tables as the last load saw them, per schema (plans are made against this first).
+        self.known: Catalog = {}
+        # One batch is prepared at a time: two would only take turns at the GIL, while one
+        # overlaps the other load's work in the server.
+        self._preparing = asyncio.Lock()
 
-    def schema_for(self, source_id: str) -> str:
-        """The schema of a source: ``schema_prefix`` + the source's slug (``eventyard`` when unknown)."""
-        name = self.settings.schema_prefix + schema_name(source_id or "eventyard", POSTGRES)
-        return name[: POSTGRES.max_identifier_length]
-
-    async def load(self, batch: Sequence[DeliveryEvent], now: datetime) -> list[Outcome]:
-        outcomes = [Outcome.delivered()] * len(batch)
-        flat = self._flatten(batch, now, outcomes)
-        if not flat.tables:
-            return outcomes
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                await self._load(conn, flat, outcomes, now)
-        except (psycopg.Error, OSError) as exc:
-            problem = outcome_for(exc)
-            return [problem if o.kind == "delivered" else o for o in outcomes]
-        return outcomes
+    async def load(self, batch: Sequence[DeliveryEvent], schemas: dict[str, str], now: datetime) -> Result:
+        async with self._preparing:
+            prepared = await asyncio.to_thread(self._prepare, batch, schemas, now)
+        result = Result(dict(prepared.unsupported))
+        bisector = Bisector(sorted(prepared.grouped.events))
+        first = True
+        while (part := bisector.next()) is not None:
+            plan = prepared.plan if first else None
+            first = False
+            failed, error, isolate = await self._attempt(prepared, part, plan, now, result)
+            bisector.done(part, failed, error, isolate)
+        result.outcomes.update(bisector.outcomes)
+        return result
 
     async def delete_user(self, subject: DeleteSubject) -> int:
         """Delete the user's rows (by user id; ``users`` by id) from every table of every eventyard schema."""
@@ -115,103 +122,171 @@ class Loader:
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _flatten(self, batch: Sequence[DeliveryEvent], now: datetime, outcomes: list[Outcome]) -> _Batch:
-        out = _Batch()
+    def _prepare(self, batch: Sequence[DeliveryEvent], schemas: dict[str, str], now: datetime) -> Prepared:
+        """Flatten, plan against the known catalog and write the CSV (in a worker thread)."""
+        out = Prepared()
         for index, item in enumerate(batch):
+            if index % 128 == 127:
+                time.sleep(0)  # let the event loop's thread have the GIL (it feeds the other load)
             try:
                 flat = flatten_event(item.event, loaded_at=now, dialect=POSTGRES)
             except (ValueError, TypeError) as exc:
-                outcomes[index] = Outcome.failed(f"cannot load this event into the warehouse: {exc}")
+                out.unsupported[index] = Outcome.failed(f"unsupported_event: {exc}")
                 continue
-            schema = self.schema_for(item.source_id)
-            for row in flat.rows:
-                group = out.tables[(schema, row.table)]
-                group.rows.append(row.row)
-                group.owners.append(index)
-                group.upsert = group.upsert or row.upsert
-            out.discards[schema].extend((index, d) for d in flat.discards)
+            out.grouped.add(index, schemas[item.source_id], flat)
+        if out.grouped.events:
+            out.seen = {schema: dict(tables) for schema, tables in self.known.items()}
+            try:
+                out.plan = self._plan(out, out.grouped.events, out.seen)
+                out.csv = {key: _csv(key[1], plan) for key, plan in out.plan.plans.items()}
+            except Exception:  # planned again per attempt, where the error is told to the events
+                out.plan, out.csv = None, {}
         return out
 
-    async def _load(self, conn: Conn, batch: _Batch, outcomes: list[Outcome], now: datetime) -> None:
-        schemas = sorted({schema for schema, _ in batch.tables})
-        await catalog.lock_schemas(conn, schemas)
-        known: dict[str, dict[str, TableInfo]] = {}
-        for schema in schemas:
-            await catalog.ensure_schema(conn, schema)
-            known[schema] = await catalog.tables(conn, schema)
-        plans = self._plan(batch, known, outcomes)
-        discards: dict[str, list[Discard]] = defaultdict(list)
-        for schema, found in batch.discards.items():
-            discards[schema].extend(d for i, d in found if outcomes[i].kind == "delivered")
-        for (schema, table), plan in plans.items():
+    def _plan(self, prepared: Prepared, indices: list[int], known: Catalog) -> LoadPlan:
+        def columns(schema: str, table: str) -> dict[str, ColumnType]:
+            info = known.get(schema, {}).get(table)
+            return info.columns if info else {}
+
+        def check(schema: str, table: str, plan: ColumnarPlan) -> str | None:
+            info = known.get(schema, {}).get(table) or TableInfo()
+            if info.slots + len(plan.add) <= catalog.MAX_COLUMNS:
+                return None
+            return (
+                f"table {schema}.{table} has used {info.slots} of PostgreSQL's {catalog.MAX_COLUMNS} "
+                f"column slots (dropped columns keep theirs) and this batch needs {len(plan.add)} more; "
+                "rebuild the table (CREATE TABLE ... AS) to free dropped slots, or drop properties "
+                "before they reach the warehouse"
+            )
+
+        whole = prepared.grouped
+        grouped = whole if len(indices) == len(whole.events) else whole.subset(indices)
+        return plan_load(grouped, columns, POSTGRES, check)
+
+    async def _attempt(
+        self, prepared: Prepared, part: list[int], plan: LoadPlan | None, now: datetime, result: Result
+    ) -> tuple[dict[int, str], Outcome | None, bool]:
+        """Load the events ``part`` in one transaction: (events that cannot be loaded, the error
+        or ``None``, whether an event may have caused the error)."""
+        csv = prepared.csv if plan is not None else {}
+        basis = prepared.seen
+        connected = False
+        try:
+            async with self.pool.connection() as conn:
+                connected = True
+                async with conn.transaction():
+                    if plan is None:
+                        basis = {schema: dict(tables) for schema, tables in self.known.items()}
+                        made = await self._plan_or_refuse(prepared, part, basis)
+                        if made is None:
+                            return {}, _REFUSED_ROWS, True
+                        plan, csv = made
+                    schemas = sorted({s for s, _ in plan.plans} | set(plan.discards))
+                    await catalog.lock_schemas(conn, schemas)
+                    fresh: Catalog = {}
+                    for schema in schemas:
+                        await catalog.ensure_schema(conn, schema)
+                        fresh[schema] = await catalog.tables(conn, schema)
+                    if _changed(plan, basis, fresh):  # planned again from what is there now
+                        made = await self._plan_or_refuse(prepared, part, fresh)
+                        if made is None:
+                            return {}, _REFUSED_ROWS, True
+                        plan, csv = made
+                    self.known.update(fresh)
+                    await self._write(conn, plan, csv, fresh, now)
+        except (psycopg.Error, OSError) as exc:
+            self.known.clear()  # the catalog may not be what it was
+            failed = plan.failed if plan is not None else {}
+            return failed, _coded(outcome_for(exc)), connected
+        for (schema, table), table_plan in plan.plans.items():
+            info = self.known.setdefault(schema, {}).get(table) or TableInfo()
+            self.known[schema][table] = TableInfo(dict(table_plan.columns), info.slots + len(table_plan.add))
+        result.discards.extend((i, schema, d) for schema, found in plan.discards.items() for i, d in found)
+        return plan.failed, None, True
+
+    async def _plan_or_refuse(
+        self, prepared: Prepared, part: list[int], known: Catalog
+    ) -> tuple[LoadPlan, dict[Key, bytes]] | None:
+        """A plan with its CSV, or ``None`` when the rows cannot be written at all (not UTF-8)."""
+
+        def plan_and_csv() -> tuple[LoadPlan, dict[Key, bytes]]:
+            plan = self._plan(prepared, part, known)
+            return plan, {key: _csv(key[1], p) for key, p in plan.plans.items()}
+
+        try:
+            return await asyncio.to_thread(plan_and_csv)
+        except Exception:
+            log.debug("the rows of %d event(s) cannot be written", len(part), exc_info=True)
+            return None
+
+    async def _write(self, conn: Conn, plan: LoadPlan, csv: dict[Key, bytes], known: Catalog, now: datetime) -> None:
+        for (schema, table), table_plan in plan.plans.items():
             info = known[schema].get(table)
             if info is None:
-                await catalog.create_table(conn, schema, table, plan.add)
+                await catalog.create_table(conn, schema, table, table_plan.columns)
             else:
-                await catalog.add_columns(conn, schema, table, plan.add)
-                await catalog.widen_columns(conn, schema, table, plan.widen)
-            upsert = batch.tables[(schema, table)].upsert
-            await _copy_plan(conn, schema, plan, upsert)
-            discards[schema].extend(plan.discards)
-        for schema, kept in discards.items():
-            if kept:
-                await _write_discards(conn, schema, kept, known[schema], now)
-
-    def _plan(
-        self, batch: _Batch, known: dict[str, dict[str, TableInfo]], outcomes: list[Outcome]
-    ) -> dict[Key, TablePlan]:
-        """A plan per table; events with rows in a table over the column cap fail, and the rest is planned again."""
-        while True:
-            plans: dict[Key, TablePlan] = {}
-            newly_failed = False
-            for (schema, table), group in batch.tables.items():
-                rows = [r for r, i in zip(group.rows, group.owners, strict=True) if outcomes[i].kind == "delivered"]
-                if not rows:
-                    continue
-                info = known[schema].get(table) or TableInfo()
-                problem = ""
-                try:
-                    plan = plan_table(table, info.columns, rows, POSTGRES)
-                except TooManyColumns as exc:
-                    problem = str(exc)
-                else:
-                    if info.slots + len(plan.add) > catalog.MAX_COLUMNS:
-                        problem = (
-                            f"table {schema}.{table} has used {info.slots} of PostgreSQL's {catalog.MAX_COLUMNS} "
-                            f"column slots (dropped columns keep theirs) and this batch needs {len(plan.add)} more; "
-                            "rebuild the table (CREATE TABLE ... AS) to free dropped slots, or drop properties "
-                            "before they reach the warehouse"
-                        )
-                if problem:
-                    for i in set(group.owners):
-                        if outcomes[i].kind == "delivered":
-                            outcomes[i] = Outcome.failed(f"column cap: {problem}")
-                            newly_failed = True
-                    continue
-                plans[(schema, table)] = plan
-            if not newly_failed:
-                return plans
+                await catalog.add_columns(conn, schema, table, table_plan.add)
+                await catalog.widen_columns(conn, schema, table, table_plan.widen)
+            if not table_plan.num_rows:
+                continue
+            names = _present(table, table_plan)
+            if table == USERS:
+                columns = {name: table_plan.columns[name] for name in names}
+                users = csv.get((schema, table)) or _csv(table, table_plan)
+                await copy_csv(conn, schema, table, columns, users, upsert=True, order_by="received_at")
+                continue
+            data = csv.get((schema, table)) or _csv(table, table_plan)
+            if info is None or "id" not in table_plan.arrays:
+                await copy_into(conn, schema, table, names, data)
+                continue
+            try:
+                async with conn.transaction():  # a savepoint: a duplicate undoes only this COPY
+                    await copy_into(conn, schema, table, names, data)
+            except psycopg.errors.UniqueViolation:
+                # A retry or a replay: leave out the rows the table has already.
+                ids = table_plan.arrays["id"]
+                stored = await existing_ids(conn, schema, table, ids.to_pylist())
+                keep = pc.invert(pc.is_in(ids, pa.array(sorted(stored), pa.string())))
+                await copy_into(conn, schema, table, names, _csv(table, table_plan, keep=keep))
+        for schema, kept in plan.discard_rows().items():
+            await _write_discards(conn, schema, kept, known[schema], now)
 
 
-def _merge_users(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per user id: values of later rows (by ``received_at``) win, missing ones are kept."""
-    epoch = datetime.min.replace(tzinfo=UTC)
-    merged: dict[Any, dict[str, Any]] = {}
-    for row in sorted(rows, key=lambda r: r.get("received_at") or epoch):
-        into = merged.setdefault(row.get("id"), {})
-        into.update((k, v) for k, v in row.items() if v is not None)
-    return list(merged.values())
+_REFUSED_ROWS = Outcome.failed("load_refused: the rows cannot be written (text that is not valid UTF-8?)")
 
 
-async def _copy_plan(conn: Conn, schema: str, plan: TablePlan, upsert: bool) -> None:
-    rows = _merge_users(plan.rows) if upsert else plan.rows
-    present: set[str] = set()
-    for row in rows:
-        present.update(row)
-    columns = {name: kind for name, kind in plan.columns.items() if name in present}
-    tuples = [tuple(sendable(row.get(name)) for name in columns) for row in rows]
-    order_by = "received_at" if upsert else None
-    await copy_rows(conn, schema, plan.table, columns, tuples, upsert=upsert, order_by=order_by)
+def _present(table: str, plan: ColumnarPlan) -> list[str]:
+    """The columns a table's rows are copied with: those with a value in the batch (and ``id``)."""
+    names = list(plan.arrays)
+    if "id" in plan.columns and "id" not in names:
+        names.insert(0, "id")
+    return names
+
+
+def _csv(table: str, plan: ColumnarPlan, keep: Any = None) -> bytes:
+    """The plan's rows as CSV (only those where ``keep`` is true, when given); timestamps as the
+    ISO text they came as (PostgreSQL parses it in C; Arrow formats zoned timestamps slowly)."""
+    rows = plan.arrow(_present(table, plan))
+    for name, text in plan.timestamp_text.items():
+        if name in rows.column_names:
+            rows = rows.set_column(rows.column_names.index(name), name, text)
+    if keep is not None:
+        rows = rows.filter(keep)
+    return csv_of(rows) if rows.num_rows else b""
+
+
+def _changed(plan: LoadPlan, seen: Catalog, fresh: Catalog) -> bool:
+    """Whether a table the plan writes is not as it was when the plan was made."""
+    for schema, table in plan.plans:
+        if seen.get(schema, {}).get(table) != fresh.get(schema, {}).get(table):
+            return True
+    return any((DISCARDS_TABLE in seen.get(s, {})) != (DISCARDS_TABLE in fresh.get(s, {})) for s in plan.discards)
+
+
+def _coded(outcome: Outcome) -> Outcome:
+    """A reason code in front of the classified error: ``warehouse_unavailable`` or ``load_refused``."""
+    code = "warehouse_unavailable" if outcome.kind == "retry" else "load_refused"
+    return Outcome(outcome.kind, f"{code}: {outcome.error}", outcome.retry_after, outcome.status)
 
 
 async def _write_discards(
@@ -227,16 +302,6 @@ async def _write_discards(
             ).format(target),
             [(d.table, d.column, d.row_id, sendable(d.value), d.reason, now) for d in discards],
         )
-    by_table: dict[str, int] = defaultdict(int)
-    for d in discards:
-        by_table[d.table] += 1
-    log.warning(
-        "warehouse discards in schema %s: %s (see %s.%s)",
-        schema,
-        ", ".join(f"{t}: {n}" for t, n in sorted(by_table.items())),
-        schema,
-        DISCARDS_TABLE,
-    )
 
 
 async def _delete_rows(conn: Conn, schema: str, table: str, info: TableInfo, user_id: str, anonymous: list[str]) -> int:

@@ -19,6 +19,10 @@ class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     dsn: Secret
     #: Put before every schema name, e.g. ``ey_`` gives ``ey_web`` for the source ``web``.
     schema_prefix: str = ""
+    #: Source id or name -> schema name; other sources get the snake_case of their name.
+    schemas: dict[str, str] = {}
+    #: Schema of events that carry no source id.
+    default_schema: str = "eventyard"
     #: Most events per load (one transaction).
     batch_size: int = 5000
     #: How long a load waits to fill a batch, in seconds.

@@ -119,7 +119,7 @@ class WebhookDestination(Destination):
 
     name: ClassVar[str] = "webhook"
     Settings: ClassVar[type[msgspec.Struct]] = WebhookSettings
-    capabilities: ClassVar[Capabilities] = Capabilities(batch_size=1, concurrency=4)
+    capabilities: ClassVar[Capabilities] = Capabilities(batch_size=1, concurrency=4, encoded_payloads=True)
 
     settings: WebhookSettings
 
@@ -131,13 +131,14 @@ class WebhookDestination(Destination):
     def capabilities_for(cls, settings: Any) -> Capabilities:
         s: WebhookSettings = settings
         if not s.batch:
-            return Capabilities(batch_size=1, concurrency=s.concurrency, deletes=s.delete_events)
+            return Capabilities(batch_size=1, concurrency=s.concurrency, deletes=s.delete_events, encoded_payloads=True)
         return Capabilities(
             batch_size=s.max_batch_size,
             batch_bytes=s.max_batch_bytes,
             batch_age_seconds=1.0,
             concurrency=s.concurrency,
             deletes=s.delete_events,
+            encoded_payloads=True,
         )
 
     async def start(self) -> None:

@@ -1,0 +1,202 @@
+"""The identity store on SQLite, inside the state database file (``state.sqlite3``).
+
+Its tables are prefixed ``idn_`` and versioned in a table of their own
+(``idn_schema_version``), so they never interfere with the state store's migrations.
+
+Writes go through one connection: ``transact`` runs in ``BEGIN IMMEDIATE``, which takes
+SQLite's write lock first, so two workers (threads or processes) resolving the same person
+take turns and each sees what the other committed. Reads use separate connections (WAL lets
+them run beside a writer) and see one committed snapshot each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from eventyard.errors import Unavailable
+from eventyard.state.identity_base import GraphTx
+from eventyard.state.identity_sql import SCHEMA_V1, SqlGraphTx
+
+T = TypeVar("T")
+
+#: Address space each connection maps the database file into (not memory it takes).
+MMAP_BYTES = 1 << 30
+#: Values per ``IN (...)`` list (SQLite allows 32,766 variables; smaller lists plan faster).
+CHUNK = 2000
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        SCHEMA_V1.format(
+            REAL="REAL", BLOB="BLOB", SERIAL="INTEGER PRIMARY KEY AUTOINCREMENT", NOROWID=" WITHOUT ROWID"
+        ),
+    ),
+]
+
+
+class SQLiteGraphTx(SqlGraphTx):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def _x(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def _many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def _q_in(
+        self, sql: str, before: Sequence[Any], values: Sequence[Any], after: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(values), CHUNK):
+            chunk = values[i : i + CHUNK]
+            marks = "IN (" + ",".join("?" * len(chunk)) + ")"
+            out += self.conn.execute(sql.format(**{"in": marks}), (*before, *chunk, *after)).fetchall()
+        return out
+
+    def _x_in(self, sql: str, before: Sequence[Any], values: Sequence[Any], after: Sequence[Any] = ()) -> int:
+        n = 0
+        for i in range(0, len(values), CHUNK):
+            chunk = values[i : i + CHUNK]
+            marks = "IN (" + ",".join("?" * len(chunk)) + ")"
+            n += self.conn.execute(sql.format(**{"in": marks}), (*before, *chunk, *after)).rowcount
+        return n
+
+    def purge(self, older_than: float, limit: int) -> int:
+        n = self._x(
+            "DELETE FROM idn_events WHERE rowid IN (SELECT rowid FROM idn_events WHERE received < ? LIMIT ?)",
+            (older_than, limit),
+        )
+        n += self._x(
+            "DELETE FROM idn_decisions WHERE rowid IN (SELECT rowid FROM idn_decisions WHERE at < ? LIMIT ?)",
+            (older_than, limit),
+        )
+        return n
+
+
+def _connect(path: str, read_only: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=10000")
+    if read_only:
+        conn.execute("PRAGMA query_only=ON")
+    else:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA cache_size=-65536")
+    # reads through a memory map: no read() system call per page of the graph's indexes
+    conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS idn_schema_version (version INTEGER NOT NULL)")
+        current = conn.execute("SELECT max(version) FROM idn_schema_version").fetchone()[0] or 0
+        for version, script in MIGRATIONS:
+            if version > current:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO idn_schema_version (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class SQLiteIdentityStore:
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path, readers: int = 4) -> None:
+        self.path = str(path)
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = threading.Lock()
+        self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._reader_slots = threading.BoundedSemaphore(readers)
+        self._open_readers: list[sqlite3.Connection] = []
+
+    async def start(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+        def open_() -> None:
+            conn = _connect(self.path, read_only=False)
+            try:
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._writer = conn
+
+        await asyncio.to_thread(open_)
+
+    async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        readers, self._open_readers = self._open_readers, []
+
+        def close_() -> None:
+            with self._write_lock:
+                if writer is not None:
+                    writer.close()
+            for conn in readers:
+                conn.close()
+
+        await asyncio.to_thread(close_)
+
+    def transact_sync(self, fn: Callable[[GraphTx], T], durable: bool = True) -> T:
+        with self._write_lock:
+            conn = self._writer
+            if conn is None:
+                raise Unavailable("the identity store is not started")
+            try:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = fn(SQLiteGraphTx(conn))
+                        conn.execute("COMMIT")
+                        return result
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                finally:
+                    if not durable:
+                        conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error as exc:
+                raise Unavailable(f"the identity store failed: {exc}") from exc
+
+    def read_sync(self, fn: Callable[[GraphTx], T]) -> T:
+        if self._writer is None:
+            raise Unavailable("the identity store is not started")
+        with self._reader_slots:
+            try:
+                conn = self._readers.get_nowait()
+            except queue.Empty:
+                conn = _connect(self.path, read_only=True)
+                self._open_readers.append(conn)
+            try:
+                conn.execute("BEGIN")
+                try:
+                    return fn(SQLiteGraphTx(conn))
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise Unavailable(f"the identity store failed: {exc}") from exc
+            finally:
+                self._readers.put(conn)
+
+    async def transact(self, fn: Callable[[GraphTx], T], durable: bool = True) -> T:
+        return await asyncio.to_thread(self.transact_sync, fn, durable)
+
+    async def read(self, fn: Callable[[GraphTx], T]) -> T:
+        return await asyncio.to_thread(self.read_sync, fn)
