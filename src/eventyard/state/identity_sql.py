@@ -36,8 +36,7 @@ CREATE TABLE idn_profiles (
     first_source_id TEXT,
     last_message_id TEXT,
     last_source_id TEXT
-);
-CREATE INDEX idn_profiles_current ON idn_profiles (id, merged_into);
+){NOROWID};
 CREATE TABLE idn_profile_traits (
     profile_id TEXT PRIMARY KEY,
     traits TEXT NOT NULL

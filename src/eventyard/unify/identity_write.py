@@ -10,6 +10,7 @@ and refusals. A retried batch finds its identifiers in place and changes nothing
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,9 @@ from eventyard.unify.profile_records import absorb
 
 
 def new_profile_id() -> str:
-    return f"prf_{secrets.token_hex(10)}"
+    """``prf_`` + milliseconds (hex) + 36 random bits: ids made close in time sort together, so
+    new profiles land on the same pages of the indexes instead of all over them."""
+    return f"prf_{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)[:9]}"
 
 
 @dataclass(slots=True)
