@@ -72,7 +72,8 @@ class TraceEntry(msgspec.Struct, frozen=True, array_like=True):
     (a unify stage dropped it; ``reason`` says which), ``filtered`` (not sent to
     ``destination_id``; ``reason``: integrations, filter, mapping_trigger, unsupported_type,
     ...), ``queued`` (a delivery job exists), ``delivered``, ``retrying``, ``dead_lettered``,
-    ``dropped_by_destination``, ``replayed``, ``resent``.
+    ``dropped_by_destination``, ``replayed``, ``resent``, ``discarded`` (a warehouse kept one of
+    the event's values in its ``discards`` table instead of the column; ``reason`` says why).
     """
 
     message_id: str
