@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from eventyard.log.base import EventLog, TraceEntry, Transaction
+from eventyard.testing.clock import FakeClock
 
 
 async def test_append_returns_increasing_ids_and_read_returns_records_in_order(event_log: EventLog) -> None:
@@ -75,11 +75,11 @@ async def test_ack_finishes_records(event_log: EventLog) -> None:
     assert [r.payload for r in await event_log.read("t")] == [b"1", b"2"]
 
 
-async def test_retry_schedules_the_record_and_keeps_the_error(event_log: EventLog) -> None:
+async def test_retry_schedules_the_record_and_keeps_the_error(event_log: EventLog, log_clock: FakeClock) -> None:
     await event_log.append("t", [("k", b"1"), ("k", b"2")])
     a, b = await event_log.lease("t", "c", 10)
-    await event_log.retry([a.id], time.time() + 3600, "HTTP 503")
-    await event_log.retry([b.id], time.time() - 1, "timeout")
+    await event_log.retry([a.id], log_clock() + 3600, "HTTP 503")
+    await event_log.retry([b.id], log_clock() - 1, "timeout")
     due = await event_log.lease("t", "c", 10)
     assert [r.payload for r in due] == [b"2"]
     assert due[0].last_error == "timeout"
@@ -127,30 +127,32 @@ async def test_backlog_estimate_follows_appends_and_acks(event_log: EventLog) ->
     assert event_log.backlog_estimate("t") == 1
 
 
-async def test_purge_removes_only_old_acked_records(event_log: EventLog) -> None:
+async def test_purge_removes_only_old_acked_records(event_log: EventLog, log_clock: FakeClock) -> None:
     await event_log.append("t", [("k", b"1"), ("k", b"2")])
     (a,) = await event_log.lease("t", "c", 1)
     await event_log.ack([a.id])
-    assert await event_log.purge_acked(time.time() + 10) == 1
+    assert await event_log.purge_acked(log_clock() + 10) == 1
     assert [r.payload for r in await event_log.read("t")] == [b"2"]
 
 
-async def test_purge_keeps_records_appended_after_the_cutoff(event_log: EventLog) -> None:
+async def test_purge_keeps_records_appended_after_the_cutoff(event_log: EventLog, log_clock: FakeClock) -> None:
     (old,) = await event_log.append("t", [("k", b"old")])
-    await asyncio.sleep(0.02)
-    cutoff = time.time()
-    await asyncio.sleep(0.02)
+    log_clock.advance(1)
+    cutoff = log_clock()
+    log_clock.advance(1)
     (new,) = await event_log.append("t", [("k", b"new")])
     await event_log.ack([old, new])
     assert await event_log.purge_acked(cutoff) == 1
     assert [r.payload for r in await event_log.read("t")] == [b"new"]
 
 
-async def test_purge_removes_every_old_trace_entry_even_when_they_outnumber_records(event_log: EventLog) -> None:
-    long_ago = time.time() - 3600
+async def test_purge_removes_every_old_trace_entry_even_when_they_outnumber_records(
+    event_log: EventLog, log_clock: FakeClock
+) -> None:
+    long_ago = log_clock() - 3600
     entries = [TraceEntry(f"m{i}", "s", "accepted", at=long_ago) for i in range(25_000)]
     await event_log.commit(Transaction(trace=entries))
-    assert await event_log.purge_acked(time.time() - 60) == 0
+    assert await event_log.purge_acked(log_clock() - 60) == 0
     assert await event_log.trace("m24999") == []
     assert await event_log.trace_counts(0) == []
 
@@ -178,7 +180,9 @@ async def test_concurrent_appends_all_land_with_distinct_ids(event_log: EventLog
         assert mine == [f"{n}-{i}".encode() for i in range(20)]  # per-writer order kept
 
 
-async def test_commit_applies_appends_acks_retries_dead_letters_and_trace_together(event_log: EventLog) -> None:
+async def test_commit_applies_appends_acks_retries_dead_letters_and_trace_together(
+    event_log: EventLog, log_clock: FakeClock
+) -> None:
     from eventyard.log.base import TraceEntry, Transaction
 
     await event_log.append("in", [("s", b"1"), ("s", b"2"), ("s", b"3")])
@@ -187,7 +191,7 @@ async def test_commit_applies_appends_acks_retries_dead_letters_and_trace_togeth
         Transaction(
             appends=[("out", "u1", b"job-1"), ("out", "u2", b"job-2")],
             ack=[a.id],
-            retry=[(b.id, time.time() + 3600, "later")],
+            retry=[(b.id, log_clock() + 3600, "later")],
             dead=[(c.id, "broken")],
             trace=[TraceEntry("m1", "s", "queued", destination_id="d1"), TraceEntry("m1", "s", "accepted")],
         )
@@ -203,10 +207,10 @@ async def test_commit_applies_appends_acks_retries_dead_letters_and_trace_togeth
     assert all(e.at > 0 for e in await event_log.trace("m1"))
 
 
-async def test_trace_counts_and_latencies(event_log: EventLog) -> None:
+async def test_trace_counts_and_latencies(event_log: EventLog, log_clock: FakeClock) -> None:
     from eventyard.log.base import TraceEntry, Transaction
 
-    now = time.time()
+    now = log_clock()
     await event_log.commit(
         Transaction(
             trace=[
@@ -224,12 +228,12 @@ async def test_trace_counts_and_latencies(event_log: EventLog) -> None:
     assert abs(latencies[0][0] - 12.0) <= 0.03 * 12.0 and abs(latencies[1][0] - 30.0) <= 0.03 * 30.0
 
 
-async def test_ordered_lease_keeps_each_key_in_order(event_log: EventLog) -> None:
+async def test_ordered_lease_keeps_each_key_in_order(event_log: EventLog, log_clock: FakeClock) -> None:
     await event_log.append("t", [("alice", b"a1"), ("bob", b"b1"), ("alice", b"a2"), ("bob", b"b2")])
     first = await event_log.lease("t", "c", 10, ordered=True)
     assert [r.payload for r in first] == [b"a1", b"b1"]  # one per key at a time
     a1, b1 = first
-    await event_log.retry([a1.id], time.time() + 3600, "down")  # alice's first event fails
+    await event_log.retry([a1.id], log_clock() + 3600, "down")  # alice's first event fails
     await event_log.ack([b1.id])
     second = await event_log.lease("t", "c", 10, ordered=True)
     assert [r.payload for r in second] == [b"b2"]  # alice waits behind her failing event; bob flows
@@ -241,18 +245,20 @@ async def test_ordered_lease_does_not_hold_back_records_without_a_key(event_log:
     assert [r.payload for r in first] == [b"1", b"2", b"a1"]
 
 
-async def test_first_id_at_finds_the_start_of_a_time_range(event_log: EventLog) -> None:
+async def test_first_id_at_finds_the_start_of_a_time_range(event_log: EventLog, log_clock: FakeClock) -> None:
     assert await event_log.first_id_at("t", 0) == 0
     ids = await event_log.append("t", [("k", b"1"), ("k", b"2")])
     assert await event_log.first_id_at("t", 0) == ids[0] - 1
-    later = await event_log.first_id_at("t", time.time() + 60)
+    later = await event_log.first_id_at("t", log_clock() + 60)
     assert [r.payload for r in await event_log.read("t", after=later)] == []
 
 
-async def test_reschedule_waiting_makes_retries_due_together_so_the_oldest_go_first(event_log: EventLog) -> None:
+async def test_reschedule_waiting_makes_retries_due_together_so_the_oldest_go_first(
+    event_log: EventLog, log_clock: FakeClock
+) -> None:
     await event_log.append("t", [("k", b"1"), ("k", b"2"), ("k", b"3"), ("k", b"4")])
     a, b, c, _leased = await event_log.lease("t", "c", 10)
-    now = time.time()
+    now = log_clock()
     await event_log.retry([a.id], now + 900, "down")
     await event_log.retry([b.id], now + 300, "down")
     await event_log.retry([c.id], now + 600, "down")

@@ -25,23 +25,16 @@ from eventyard.destinations.file import storage as storage_module
 from eventyard.destinations.file.partitions import slug
 from eventyard.errors import ConfigError
 from eventyard.testing import events
+from eventyard.testing.clock import FakeClock
 
 START = datetime(2026, 11, 29, 9, 0, tzinfo=UTC).timestamp()
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @asynccontextmanager
 async def file_destination(
     tmp_path: Path, path: str | Path, clock: FakeClock | None = None, **settings: Any
 ) -> AsyncIterator[FileDestination]:
-    context = DestinationContext("dst-1", "lake", tmp_path / "state", clock=clock or FakeClock())
+    context = DestinationContext("dst-1", "lake", tmp_path / "state", clock=clock or FakeClock(START))
     destination = FileDestination(FileSettings(path=str(path), **settings), context)
     await destination.start()
     try:
@@ -160,7 +153,7 @@ async def test_jsonl_files_rotate_before_exceeding_max_file_bytes(tmp_path: Path
 
 
 async def test_jsonl_files_rotate_after_max_file_seconds(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(START)
     sent = events.sample(3, types=["track"])
     async with file_destination(tmp_path, tmp_path / "lake", clock, partition_by=(), max_file_seconds=60) as lake:
         await lake.deliver([events.delivery(sent[0])])

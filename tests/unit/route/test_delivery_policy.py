@@ -8,6 +8,7 @@ from eventyard.route.health import HealthTracker
 from eventyard.route.ratelimit import RateLimiter
 from eventyard.route.retry import MAX_BACKOFF_SECONDS, backoff, next_attempt
 from eventyard.state.base import DeliveryPolicy
+from eventyard.testing.clock import FakeClock
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
@@ -39,16 +40,8 @@ def test_retry_after_is_honoured() -> None:
     assert capped is not None and capped <= now + 3600
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_rate_limiter_paces_and_backs_off_on_429() -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     limiter = RateLimiter(10.0, clock)
     assert limiter.delay() == 0.0
     spent = [limiter.delay() for _ in range(20)]
@@ -63,7 +56,7 @@ def test_rate_limiter_paces_and_backs_off_on_429() -> None:
 
 
 def test_unlimited_destination_gets_a_limit_when_throttled_and_loses_it_again() -> None:
-    limiter = RateLimiter(None, FakeClock())
+    limiter = RateLimiter(None, FakeClock(100.0))
     assert limiter.delay() == 0.0
     limiter.throttled(None, observed_rate=400.0)
     assert limiter.rate == 200.0

@@ -18,14 +18,7 @@ from eventyard.route import jobs
 from eventyard.route.health import HealthTracker
 from eventyard.route.worker import DestinationWorker, WorkerOptions
 from eventyard.state.base import DeliveryPolicy, DestinationConfig
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from eventyard.testing.clock import FakeClock
 
 
 class Scripted(Destination):
@@ -56,7 +49,7 @@ class Scripted(Destination):
 
 class Harness:
     def __init__(self, policy: DeliveryPolicy | None = None, threshold: int = 20) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.log = MemoryEventLog(self.clock)
         self.dest = Scripted()
         self.config = DestinationConfig("d1", "ws", "hook", "scripted", delivery=policy or DeliveryPolicy())
