@@ -352,7 +352,7 @@ class CollectApp:
         env.integrations = batch.integrations
         env.sent_at = batch.sentAt
         outcome = await self.ingestor.store(source, *self.ingestor.build_batch(batch, source, env))
-        self.ingestor.count(source.id, outcome.accepted, len(body))
+        self.metrics.ingest.count(source.id, outcome.accepted, len(body))
         if not outcome.accepted:
             raise RequestRejected("no_valid_events", REQUEST["no_valid_events"].text, outcome.rejected)
         if outcome.rejected:
@@ -371,7 +371,7 @@ class CollectApp:
         body_len: int = 0,
     ) -> None:
         outcome = await self.ingestor.store(source, *built)
-        self.ingestor.count(source.id, outcome.accepted, body_len)
+        self.metrics.ingest.count(source.id, outcome.accepted, body_len)
         if outcome.rejected:
             first = outcome.rejected[0]
             raise RequestRejected(first["reason"], first["message"], outcome.rejected)

@@ -112,10 +112,6 @@ class Ingestor:
         self.log = log
         self.metrics = metrics
 
-    def count(self, source_id: str, events: int, body_bytes: int) -> None:
-        """Count accepted events and body bytes of a source."""
-        self.metrics.ingest.count(source_id, events, body_bytes)
-
     def build_batch(
         self, batch: BatchBody, source: Source, env: Envelope
     ) -> tuple[list[tuple[str, bytes]], list[dict[str, Any]], int]:

@@ -53,7 +53,11 @@ async def recent(log: EventLog, source_id: str | None, limit: int = 50) -> list[
     records = await log.latest(INGEST_TOPIC, limit, source_id)
     records += await log.latest(REJECTED_TOPIC, limit, source_id)
     records.sort(key=lambda r: -r.id)
-    items = [item for r in records for item in reversed(to_items(r))]
+    items: list[dict[str, Any]] = []
+    for record in records:  # a record may hold a whole batch: load no more than is shown
+        items.extend(reversed(to_items(record)))
+        if len(items) >= limit:
+            break
     return items[:limit]
 
 
