@@ -108,3 +108,89 @@ async def test_destination_health(state_store: StateStore) -> None:
     await state_store.set_destination_health("d1", "healthy", "", 6.0)
     (health,) = await state_store.list_destination_health()
     assert (health.status, health.since) == ("healthy", 6.0)
+
+
+# ------------------------------------------------------------------ documents, audit, regulations
+
+
+async def test_documents_keep_every_version(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    v0 = await state_store.config_version()
+    first = await state_store.put_document(ws.id, "tracking_plan", "web", {"rules": [1]}, actor="tok_1:ci")
+    assert (first.version, first.actor, first.deleted) == (1, "tok_1:ci", False)
+    assert await state_store.config_version() > v0
+    same = await state_store.put_document(ws.id, "tracking_plan", "web", {"rules": [1]})
+    assert same == first
+    second = await state_store.put_document(ws.id, "tracking_plan", "web", {"rules": [1, 2]})
+    assert second.version == 2
+    assert await state_store.get_document(ws.id, "tracking_plan", "web") == second
+    assert await state_store.get_document(ws.id, "tracking_plan", "web", 1) == first
+    assert await state_store.get_document(ws.id, "tracking_plan", "nope") is None
+    await state_store.put_document(ws.id, "tracking_plan", "app", {"rules": []})
+    await state_store.put_document(ws.id, "consent", "categories", {"c": 1})
+    names = [d.name for d in await state_store.list_documents(ws.id, "tracking_plan")]
+    assert names == ["app", "web"]
+    assert [d.kind for d in await state_store.list_documents(None, "consent")] == ["consent"]
+    assert await state_store.delete_document(ws.id, "tracking_plan", "app", actor="cli")
+    assert not await state_store.delete_document(ws.id, "tracking_plan", "app")
+    assert await state_store.get_document(ws.id, "tracking_plan", "app") is None
+    assert [d.name for d in await state_store.list_documents(ws.id, "tracking_plan")] == ["web"]
+    history = await state_store.document_history(ws.id, "tracking_plan", "app")
+    assert [(d.version, d.deleted) for d in history] == [(1, False), (2, True)]
+    revived = await state_store.put_document(ws.id, "tracking_plan", "app", {"rules": []})
+    assert (revived.version, revived.deleted) == (3, False)
+
+
+async def test_audit_trail_is_append_only_and_filterable(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    v0 = await state_store.config_version()
+    a = await state_store.append_audit(ws.id, "tok_1:ci", "source.create", "web", "127.0.0.1", {"k": 1}, at=100.0)
+    b = await state_store.append_audit(ws.id, "tok_2:ana", "profile.read", "email:a@x.io", "10.0.0.2", at=200.0)
+    c = await state_store.append_audit(None, "cli", "workspace.create", "other", "cli", at=300.0)
+    assert await state_store.config_version() == v0
+    assert a.id < b.id < c.id and a.detail == {"k": 1}
+    assert await state_store.list_audit() == [a, b, c]
+    assert await state_store.list_audit(ws.id) == [a, b]
+    assert await state_store.list_audit(action="profile") == [b]
+    assert await state_store.list_audit(actor="cli") == [c]
+    assert await state_store.list_audit(since=150.0, until=300.0) == [b]
+    assert await state_store.list_audit(after_id=a.id, limit=1) == [b]
+
+
+async def test_regulation_status_follows_its_stores(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    reg = await state_store.create_regulation(
+        ws.id, "SUPPRESS_WITH_DELETE", "USER_ID", ["u1", "u2"], stores=["log", "warehouse:dw"]
+    )
+    assert reg.status == "INITIALIZED" and set(reg.stores) == {"log", "warehouse:dw"}
+    assert await state_store.get_regulation(reg.id) == reg
+    running = await state_store.set_regulation_store(reg.id, "log", "RUNNING")
+    assert running.status == "RUNNING" and running.finished_at is None
+    await state_store.set_regulation_store(reg.id, "log", "FINISHED", removed={"events": 3})
+    done = await state_store.set_regulation_store(reg.id, "warehouse:dw", "FINISHED", detail="2 tables")
+    assert done.status == "FINISHED" and done.finished_at is not None
+    assert done.stores["log"].removed == {"events": 3}
+    assert (await state_store.get_regulation(reg.id)) == done
+    partial = await state_store.create_regulation(ws.id, "DELETE_ONLY", "USER_ID", ["u3"], stores=["a", "b"])
+    await state_store.set_regulation_store(partial.id, "a", "FAILED", detail="timeout")
+    assert (await state_store.set_regulation_store(partial.id, "b", "FINISHED")).status == "PARTIAL_SUCCESS"
+    assert [r.id for r in await state_store.list_regulations(ws.id)] == [partial.id, reg.id]
+    assert [r.id for r in await state_store.list_regulations(ws.id, status="FINISHED")] == [reg.id]
+    with pytest.raises(NotFound):
+        await state_store.set_regulation_store("reg_missing", "a", "FINISHED")
+    with pytest.raises(Terminal):
+        await state_store.delete_regulation(reg.id)
+    fresh = await state_store.create_regulation(ws.id, "SUPPRESS_ONLY", "USER_ID", ["u4"], stores=["suppression"])
+    assert await state_store.delete_regulation(fresh.id)
+    assert await state_store.get_regulation(fresh.id) is None
+
+
+async def test_suppressions(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    v0 = await state_store.config_version()
+    assert await state_store.add_suppressions(ws.id, "USER_ID", ["u1", "u2"], "reg_1") == 2
+    assert await state_store.config_version() > v0
+    assert await state_store.add_suppressions(ws.id, "USER_ID", ["u1"], "reg_2") == 0
+    assert {s.subject_id for s in await state_store.list_suppressions(ws.id)} == {"u1", "u2"}
+    assert await state_store.remove_suppressions(ws.id, "USER_ID", ["u1", "u9"]) == 1
+    assert [(s.subject_id, s.regulation_id) for s in await state_store.list_suppressions()] == [("u2", "reg_1")]

@@ -96,6 +96,83 @@ class DestinationHealth(msgspec.Struct, frozen=True):
     since: float
 
 
+class Document(msgspec.Struct, frozen=True):
+    """One version of a piece of workspace configuration kept with its history.
+
+    ``kind`` names what it is (``tracking_plan``, ``consent``, ``pii_rules``, ``identity_rules``,
+    ...); ``(workspace_id, kind, name)`` names one document; every change is a new ``version``
+    (1, 2, ...). A deletion is a version with ``deleted=True`` and the last body.
+    """
+
+    workspace_id: str
+    kind: str
+    name: str
+    version: int
+    body: dict[str, Any]
+    created_at: float
+    actor: str = ""
+    deleted: bool = False
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    """One line of the append-only audit trail: who did what to what, when, from where."""
+
+    id: int
+    at: float
+    #: ``None`` for changes outside any workspace (e.g. creating a workspace as admin).
+    workspace_id: str | None
+    #: Who: a token id and name (``tok_...:ci``), ``cli`` or ``system``.
+    actor: str
+    #: What: ``<thing>.<verb>``, e.g. ``source.create``, ``profile.read``, ``regulation.create``.
+    action: str
+    #: Which: the id or name of the object acted on (a profile's ``email:ana@example.com``).
+    target: str
+    #: From where: client address, or ``cli`` / ``system``.
+    origin: str
+    detail: dict[str, Any] = {}
+
+
+class RegulationStoreStatus(msgspec.Struct, frozen=True):
+    """How far one store (log, identity, a warehouse, a destination, ...) is with a regulation."""
+
+    #: ``INITIALIZED``, ``RUNNING``, ``FINISHED``, ``FAILED`` or ``NOT_SUPPORTED``.
+    status: str
+    detail: str = ""
+    #: What the store removed, e.g. ``{"rows": 12, "tables": 3}``.
+    removed: dict[str, int] = {}
+    updated_at: float = 0.0
+
+
+class Regulation(msgspec.Struct, frozen=True):
+    """A deletion or suppression request for a set of subjects (Segment's Public API shape)."""
+
+    id: str
+    workspace_id: str
+    #: ``SUPPRESS_WITH_DELETE``, ``DELETE_ONLY``, ``SUPPRESS_ONLY``, ``UNSUPPRESS``, ...
+    regulation_type: str
+    #: ``USER_ID`` (and ``ANONYMOUS_ID``, ``EMAIL``, ... where supported).
+    subject_type: str
+    subject_ids: list[str]
+    #: Overall: ``INITIALIZED``, ``RUNNING``, ``FINISHED``, ``PARTIAL_SUCCESS``, ``FAILED``, ...
+    status: str
+    created_at: float
+    finished_at: float | None = None
+    #: Per store status; the regulation is FINISHED only when every store is.
+    stores: dict[str, RegulationStoreStatus] = {}
+    #: Scope: empty for the whole workspace, else one source id.
+    source_id: str = ""
+
+
+class Suppression(msgspec.Struct, frozen=True):
+    """A subject whose events are refused at ingest until an UNSUPPRESS regulation."""
+
+    workspace_id: str
+    subject_type: str
+    subject_id: str
+    regulation_id: str
+    created_at: float
+
+
 class StateStore(Protocol):
     """Configuration and long-lived state. Every change bumps ``config_version``."""
 
@@ -196,3 +273,120 @@ class StateStore(Protocol):
     async def set_destination_health(self, destination_id: str, status: str, reason: str, since: float) -> None: ...
 
     async def list_destination_health(self) -> list[DestinationHealth]: ...
+
+    # versioned configuration documents (bump the version)
+
+    async def put_document(
+        self, workspace_id: str, kind: str, name: str, body: dict[str, Any], *, actor: str = ""
+    ) -> Document:
+        """Store ``body`` as the next version, unless it equals the latest (then return that)."""
+        ...
+
+    async def get_document(
+        self, workspace_id: str, kind: str, name: str, version: int | None = None
+    ) -> Document | None:
+        """The latest (or the given) version; a deleted document's latest is ``None``."""
+        ...
+
+    async def list_documents(self, workspace_id: str | None, kind: str) -> list[Document]:
+        """The latest version of every document of ``kind`` that is not deleted, by name."""
+        ...
+
+    async def document_history(self, workspace_id: str, kind: str, name: str) -> list[Document]:
+        """Every version, oldest first (tombstones included)."""
+        ...
+
+    async def delete_document(self, workspace_id: str, kind: str, name: str, *, actor: str = "") -> bool: ...
+
+    # audit trail (append-only; does not bump the version)
+
+    async def append_audit(
+        self,
+        workspace_id: str | None,
+        actor: str,
+        action: str,
+        target: str,
+        origin: str,
+        detail: dict[str, Any] | None = None,
+        *,
+        at: float | None = None,
+    ) -> AuditEntry: ...
+
+    async def list_audit(
+        self,
+        workspace_id: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Entries oldest first with ``id > after_id`` (a cursor); ``action`` matches a prefix."""
+        ...
+
+    # regulations and suppressions (suppressions bump the version: collect reloads them)
+
+    async def create_regulation(
+        self,
+        workspace_id: str,
+        regulation_type: str,
+        subject_type: str,
+        subject_ids: list[str],
+        *,
+        stores: list[str],
+        source_id: str = "",
+    ) -> Regulation: ...
+
+    async def get_regulation(self, regulation_id: str) -> Regulation | None: ...
+
+    async def list_regulations(
+        self, workspace_id: str, *, status: str | None = None, source_id: str | None = None
+    ) -> list[Regulation]:
+        """Newest first."""
+        ...
+
+    async def set_regulation_store(
+        self,
+        regulation_id: str,
+        store: str,
+        status: str,
+        *,
+        detail: str = "",
+        removed: dict[str, int] | None = None,
+    ) -> Regulation:
+        """Record one store's progress and recompute the overall status: RUNNING while any store
+        is INITIALIZED/RUNNING; then FINISHED when all are FINISHED or NOT_SUPPORTED, FAILED when
+        all failed, PARTIAL_SUCCESS otherwise."""
+        ...
+
+    async def delete_regulation(self, regulation_id: str) -> bool:
+        """Only an INITIALIZED regulation can be deleted (Segment's rule)."""
+        ...
+
+    async def add_suppressions(
+        self, workspace_id: str, subject_type: str, subject_ids: list[str], regulation_id: str
+    ) -> int: ...
+
+    async def remove_suppressions(self, workspace_id: str, subject_type: str, subject_ids: list[str]) -> int: ...
+
+    async def list_suppressions(self, workspace_id: str | None = None) -> list[Suppression]: ...
+
+
+#: Store states that still have work to do.
+_OPEN_STATES = frozenset({"INITIALIZED", "RUNNING"})
+
+
+def overall_regulation_status(stores: dict[str, RegulationStoreStatus]) -> str:
+    """The regulation's status from its stores' (the same rule on every backend)."""
+    states = [s.status for s in stores.values()]
+    if not states:
+        return "FINISHED"
+    if any(s in _OPEN_STATES for s in states):
+        return "RUNNING" if any(s not in {"INITIALIZED"} for s in states) else "INITIALIZED"
+    if all(s in {"FINISHED", "NOT_SUPPORTED"} for s in states):
+        return "FINISHED"
+    if all(s == "FAILED" for s in states):
+        return "FAILED"
+    return "PARTIAL_SUCCESS"

@@ -70,4 +70,56 @@ SQLITE: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE documents (
+            workspace_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            actor TEXT NOT NULL DEFAULT '',
+            deleted INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (workspace_id, kind, name, version)
+        );
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            workspace_id TEXT,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            origin TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_log_workspace ON audit_log (workspace_id, id);
+        CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        CREATE TABLE regulations (
+            id TEXT PRIMARY KEY,
+            workspace_id TEXT NOT NULL,
+            regulation_type TEXT NOT NULL,
+            subject_type TEXT NOT NULL,
+            subject_ids TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            finished_at REAL,
+            stores TEXT NOT NULL DEFAULT '{}',
+            source_id TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX regulations_workspace ON regulations (workspace_id, created_at);
+        CREATE TABLE suppressions (
+            workspace_id TEXT NOT NULL,
+            subject_type TEXT NOT NULL,
+            subject_id TEXT NOT NULL,
+            regulation_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (workspace_id, subject_type, subject_id)
+        )
+        """,
+    ),
 ]

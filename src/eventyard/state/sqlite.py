@@ -14,12 +14,17 @@ import msgspec
 
 from eventyard.errors import NotFound, Terminal, Unavailable
 from eventyard.spec.limits import Limits
+from eventyard.state import governance_sqlite as gov
 from eventyard.state.base import (
+    AuditEntry,
     Connection,
     DeliveryPolicy,
     DestinationConfig,
     DestinationHealth,
+    Document,
+    Regulation,
     Source,
+    Suppression,
     Token,
     Workspace,
 )
@@ -58,6 +63,21 @@ def _source(row: Any) -> Source:
     )
 
 
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (a trigger body holds ``;`` of its own)."""
+    out: list[str] = []
+    buf = ""
+    for piece in sql.split(";"):
+        buf += piece + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n;"):
+                out.append(buf)
+            buf = ""
+    if buf.strip(" \n;"):
+        out.append(buf)
+    return out
+
+
 class SQLiteStateStore:
     """All calls run on a worker thread over one serialized connection."""
 
@@ -82,9 +102,8 @@ class SQLiteStateStore:
             current = row[0] or 0
             for version, sql in SQLITE:
                 if version > current:
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    for statement in _statements(sql):
+                        conn.execute(statement)
                     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             conn.execute("COMMIT")
         except BaseException:
@@ -483,3 +502,125 @@ class SQLiteStateStore:
             return [DestinationHealth(*r) for r in rows.fetchall()]
 
         return await self._run(q)
+
+    # ------------------------------------------------------------------- documents
+
+    async def put_document(
+        self, workspace_id: str, kind: str, name: str, body: dict[str, Any], *, actor: str = ""
+    ) -> Document:
+        return await self._run(lambda c: gov.put_document(c, workspace_id, kind, name, body, actor, False), write=True)
+
+    async def get_document(
+        self, workspace_id: str, kind: str, name: str, version: int | None = None
+    ) -> Document | None:
+        return await self._run(lambda c: gov.get_document(c, workspace_id, kind, name, version))
+
+    async def list_documents(self, workspace_id: str | None, kind: str) -> list[Document]:
+        return await self._run(lambda c: gov.list_documents(c, workspace_id, kind))
+
+    async def document_history(self, workspace_id: str, kind: str, name: str) -> list[Document]:
+        return await self._run(lambda c: gov.document_history(c, workspace_id, kind, name))
+
+    async def delete_document(self, workspace_id: str, kind: str, name: str, *, actor: str = "") -> bool:
+        def q(c: sqlite3.Connection) -> bool:
+            current = gov.latest_document(c, workspace_id, kind, name)
+            if current is None or current.deleted:
+                return False
+            gov.put_document(c, workspace_id, kind, name, current.body, actor, True)
+            return True
+
+        return await self._run(q, write=True)
+
+    # ------------------------------------------------------------------- audit
+
+    async def append_audit(
+        self,
+        workspace_id: str | None,
+        actor: str,
+        action: str,
+        target: str,
+        origin: str,
+        detail: dict[str, Any] | None = None,
+        *,
+        at: float | None = None,
+    ) -> AuditEntry:
+        when = time.time() if at is None else at
+        return await self._run(
+            lambda c: gov.append_audit(c, workspace_id, actor, action, target, origin, detail or {}, when),
+            write=True,
+            bump=False,
+        )
+
+    async def list_audit(
+        self,
+        workspace_id: str | None = None,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        after_id: int = 0,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        return await self._run(lambda c: gov.list_audit(c, workspace_id, since, until, actor, action, after_id, limit))
+
+    # ------------------------------------------------------------------- regulations
+
+    async def create_regulation(
+        self,
+        workspace_id: str,
+        regulation_type: str,
+        subject_type: str,
+        subject_ids: list[str],
+        *,
+        stores: list[str],
+        source_id: str = "",
+    ) -> Regulation:
+        return await self._run(
+            lambda c: gov.create_regulation(
+                c, workspace_id, regulation_type, subject_type, subject_ids, stores, source_id
+            ),
+            write=True,
+            bump=False,
+        )
+
+    async def get_regulation(self, regulation_id: str) -> Regulation | None:
+        return await self._run(lambda c: gov.get_regulation(c, regulation_id))
+
+    async def list_regulations(
+        self, workspace_id: str, *, status: str | None = None, source_id: str | None = None
+    ) -> list[Regulation]:
+        return await self._run(lambda c: gov.list_regulations(c, workspace_id, status, source_id))
+
+    async def set_regulation_store(
+        self,
+        regulation_id: str,
+        store: str,
+        status: str,
+        *,
+        detail: str = "",
+        removed: dict[str, int] | None = None,
+    ) -> Regulation:
+        return await self._run(
+            lambda c: gov.set_regulation_store(c, regulation_id, store, status, detail, removed or {}),
+            write=True,
+            bump=False,
+        )
+
+    async def delete_regulation(self, regulation_id: str) -> bool:
+        return await self._run(lambda c: gov.delete_regulation(c, regulation_id), write=True, bump=False)
+
+    async def add_suppressions(
+        self, workspace_id: str, subject_type: str, subject_ids: list[str], regulation_id: str
+    ) -> int:
+        return await self._run(
+            lambda c: gov.add_suppressions(c, workspace_id, subject_type, subject_ids, regulation_id), write=True
+        )
+
+    async def remove_suppressions(self, workspace_id: str, subject_type: str, subject_ids: list[str]) -> int:
+        return await self._run(
+            lambda c: gov.remove_suppressions(c, workspace_id, subject_type, subject_ids), write=True
+        )
+
+    async def list_suppressions(self, workspace_id: str | None = None) -> list[Suppression]:
+        return await self._run(lambda c: gov.list_suppressions(c, workspace_id))
