@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +19,8 @@ from starlette.routing import Route
 
 from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
+from eventyard.control.auth import Authenticator, principal_of, visible
+from eventyard.control.config_api import config_routes, source_view
 from eventyard.control.delivery_api import delivery_routes
 from eventyard.control.http import ApiError, json_response, query_number
 from eventyard.control.identity_api import identity_routes
@@ -29,52 +30,17 @@ from eventyard.quality import live
 from eventyard.runtime import heap
 from eventyard.runtime.components import Components
 from eventyard.state.base import Source
-from eventyard.state.ids import hash_token
-
-
-def source_view(source: Source) -> dict[str, Any]:
-    return {
-        "id": source.id,
-        "workspaceId": source.workspace_id,
-        "name": source.name,
-        "writeKey": source.write_key,
-        "enabled": source.enabled,
-        "limits": msgspec.to_builtins(source.limits),
-    }
-
-
-class TokenCache:
-    """Token hash -> (role, workspace) for a few seconds, so each API call is not a query."""
-
-    def __init__(self, components: Components) -> None:
-        self._components = components
-        self._cache: dict[str, tuple[float, str | None]] = {}
-
-    async def role_of(self, token: str) -> str | None:
-        digest = hash_token(token)
-        hit = self._cache.get(digest)
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        found = await self._components.state.token_by_hash(digest)
-        role = found.role if found else None
-        self._cache[digest] = (time.monotonic() + 5.0, role)
-        return role
 
 
 def create_control_app(components: Components) -> Starlette:
-    tokens = TokenCache(components)
+    auth = Authenticator(components.state)
 
     async def require_admin(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "missing_token", "send `Authorization: Bearer <admin token>`")
-        role = await tokens.role_of(token.strip())
-        if role is None:
-            raise ApiError(401, "invalid_token", "the token is not valid")
+        """Owner, editor or viewer token (viewers only read); see ``control.auth``."""
+        await auth.authenticate(request)
 
-    async def find_source(ref: str) -> Source:
-        for source in await components.state.list_sources():
+    async def find_source(ref: str, request: Request) -> Source:
+        for source in visible(principal_of(request), await components.state.list_sources()):
             if ref in (source.id, source.name):
                 return source
         raise ApiError(404, "not_found", f"no source with id or name {ref!r}")
@@ -107,12 +73,12 @@ def create_control_app(components: Components) -> Starlette:
 
     async def list_sources(request: Request) -> Response:
         await require_admin(request)
-        sources = await components.state.list_sources()
+        sources = visible(principal_of(request), await components.state.list_sources())
         return json_response({"data": [source_view(s) for s in sources]})
 
     async def recent_events(request: Request) -> Response:
         await require_admin(request)
-        source = await find_source(request.path_params["source"])
+        source = await find_source(request.path_params["source"], request)
         limit = int(query_number(request, "limit", 50, 1, 1000))
         items = await live.recent(components.log, source.id, limit)
         return json_response({"data": items})
@@ -128,12 +94,16 @@ def create_control_app(components: Components) -> Starlette:
     async def live_stream(request: Request) -> Response:
         await require_admin(request)
         source_ref = request.query_params.get("source")
-        source = await find_source(source_ref) if source_ref else None
+        source = await find_source(source_ref, request) if source_ref else None
+        principal = principal_of(request)
+        scoped = principal is not None and principal.workspace_id is not None
+        own_sources = visible(principal, await components.state.list_sources()) if scoped else None
         flt = live.LiveFilter(
             source_id=source.id if source else None,
             types=frozenset(request.query_params.getlist("type")),
             event_names=frozenset(request.query_params.getlist("event")),
             include_rejected=request.query_params.get("rejected", "1") not in ("0", "false"),
+            source_ids=frozenset(s.id for s in own_sources) if own_sources is not None else None,
         )
         after_raw = request.query_params.get("after") or request.headers.get("last-event-id")
         after = int(after_raw) if after_raw and after_raw.isdigit() else None
@@ -201,6 +171,7 @@ def create_control_app(components: Components) -> Starlette:
         Route("/api/v1/sources/{source}/events", recent_events),
         Route("/api/v1/log", log_stats),
         Route("/api/v1/live", live_stream),
+        *config_routes(components, auth),
         *delivery_routes(components, require_admin),
         *warehouse_routes(components, require_admin),
         *identity_routes(components, require_admin),

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventyard.control.auth import principal_of, visible
 from eventyard.control.http import ApiError, json_response, query_number
 from eventyard.destinations import registry
 from eventyard.destinations.base import redact
@@ -68,37 +69,43 @@ async def _body(request: Request) -> dict[str, Any]:
 def delivery_routes(components: Components, require_admin: Guard) -> list[Route]:
     state, log = components.state, components.log
 
-    async def find_destination(ref: str) -> DestinationConfig:
-        for dest in await state.list_destinations():
+    async def find_destination(ref: str, request: Request) -> DestinationConfig:
+        for dest in visible(principal_of(request), await state.list_destinations()):
             if ref in (dest.id, dest.name):
                 return dest
         raise ApiError(404, "not_found", f"no destination with id or name {ref!r}")
 
-    async def find_source(ref: str) -> Source:
-        for source in await state.list_sources():
+    async def find_source(ref: str, request: Request) -> Source:
+        for source in visible(principal_of(request), await state.list_sources()):
             if ref in (source.id, source.name):
                 return source
         raise ApiError(404, "not_found", f"no source with id or name {ref!r}")
 
     async def list_destinations(request: Request) -> Response:
         await require_admin(request)
-        return json_response({"data": [destination_view(d) for d in await state.list_destinations()]})
-
-    async def destination_types(request: Request) -> Response:
-        await require_admin(request)
-        return json_response({"data": sorted(registry.available())})
+        dests = visible(principal_of(request), await state.list_destinations())
+        return json_response({"data": [destination_view(d) for d in dests]})
 
     async def overview(request: Request) -> Response:
         await require_admin(request)
         window = query_number(request, "window", 3600, 60, 7 * 86400)
+        principal = principal_of(request)
+        scope = None
+        if principal is not None and principal.workspace_id is not None:
+            scope = {d.id for d in visible(principal, await state.list_destinations())}
         bucket = int(query_number(request, "bucket", 300, 60, 86400))
         since = time.time() - window
         return json_response(
             {
                 "window_seconds": window,
                 "bucket_seconds": bucket,
-                "pipeline": await ingest_overview(log, since),
-                "destinations": await destination_overview(log, state, since, bucket),
+                # Pipeline counts are not kept per workspace: only unbound tokens see them.
+                "pipeline": await ingest_overview(log, since) if scope is None else None,
+                "destinations": [
+                    d
+                    for d in await destination_overview(log, state, since, bucket)
+                    if scope is None or d["id"] in scope
+                ],
             }
         )
 
@@ -108,12 +115,15 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
         entries = await log.trace(message_id)
         if not entries:
             raise ApiError(404, "not_found", f"no trace of messageId {message_id!r} (unknown, or older than retention)")
+        own = {s.id for s in visible(principal_of(request), await state.list_sources())}
+        if not any(e.source_id in own for e in entries):
+            raise ApiError(404, "not_found", f"no trace of messageId {message_id!r} (unknown, or older than retention)")
         names = {d.id: d.name for d in await state.list_destinations()}
         return json_response({"messageId": message_id, "steps": [_step(e, names) for e in entries]})
 
     async def dead_letters(request: Request) -> Response:
         await require_admin(request)
-        dest = await find_destination(request.path_params["destination"])
+        dest = await find_destination(request.path_params["destination"], request)
         limit = int(query_number(request, "limit", 100, 1, 1000))
         after = int(query_number(request, "after", 0, 0, 2**62))
         items = []
@@ -134,7 +144,7 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
 
     async def resend(request: Request) -> Response:
         await require_admin(request)
-        dest = await find_destination(request.path_params["destination"])
+        dest = await find_destination(request.path_params["destination"], request)
         body = await _body(request)
         topic = topics.deliver(dest.id)
         wanted = body.get("ids")
@@ -164,7 +174,7 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
 
     async def start_replay(request: Request) -> Response:
         await require_admin(request)
-        dest = await find_destination(request.path_params["destination"])
+        dest = await find_destination(request.path_params["destination"], request)
         body = await _body(request)
         if "from" not in body:
             raise ApiError(400, "invalid_body", "`from` (ISO-8601 or unix seconds) is required")
@@ -174,7 +184,7 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
             raise ApiError(400, "invalid_body", "`to` must be after `from`")
         sources = None
         if body.get("sources"):
-            sources = {(await find_source(str(s))).id for s in body["sources"]}
+            sources = {(await find_source(str(s), request)).id for s in body["sources"]}
         result = await replay(log, components.fanout, dest.id, start, end, sources)
         return json_response(
             {
@@ -190,21 +200,23 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
     async def connections(request: Request) -> Response:
         await require_admin(request)
         if request.method == "GET":
+            sources = await state.list_sources()
             data = [
                 {"sourceId": c.source_id, "destinationId": c.destination_id, "filters": c.filters}
                 for c in await state.list_connections()
+                if c.source_id in {s.id for s in visible(principal_of(request), sources)}
             ]
             return json_response({"data": data})
         if request.method == "DELETE":
-            source = await find_source(request.query_params.get("source", ""))
-            dest = await find_destination(request.query_params.get("destination", ""))
+            source = await find_source(request.query_params.get("source", ""), request)
+            dest = await find_destination(request.query_params.get("destination", ""), request)
             removed = await state.delete_connection(source.id, dest.id)
             if not removed:
                 raise ApiError(404, "not_found", f"{source.name} is not connected to {dest.name}")
             return json_response({"deleted": True})
         body = await _body(request)
-        source = await find_source(str(body.get("source", "")))
-        dest = await find_destination(str(body.get("destination", "")))
+        source = await find_source(str(body.get("source", "")), request)
+        dest = await find_destination(str(body.get("destination", "")), request)
         filters = body.get("filters", [])
         if not isinstance(filters, list):
             raise ApiError(400, "invalid_body", "`filters` must be a list")
@@ -217,7 +229,6 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
 
     return [
         Route("/api/v1/destinations", list_destinations),
-        Route("/api/v1/destination-types", destination_types),
         Route("/api/v1/overview", overview),
         Route("/api/v1/trace/{message_id:path}", trace),
         Route("/api/v1/destinations/{destination}/dead-letters", dead_letters),

@@ -25,9 +25,13 @@ class LiveFilter:
     types: frozenset[str] = frozenset()
     event_names: frozenset[str] = frozenset()
     include_rejected: bool = True
+    #: When set, only these sources (a workspace-bound token sees its workspace's sources).
+    source_ids: frozenset[str] | None = None
 
     def matches(self, item: dict[str, Any]) -> bool:
         if self.source_id and item["sourceId"] != self.source_id:
+            return False
+        if self.source_ids is not None and item["sourceId"] not in self.source_ids:
             return False
         if item["kind"] == "rejected":
             return self.include_rejected and not self.types and not self.event_names
