@@ -294,6 +294,12 @@ class SQLiteStateStore:
 
         return await self._run(q)
 
+    async def delete_token(self, token_id: str) -> bool:
+        def q(c: sqlite3.Connection) -> bool:
+            return c.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount > 0
+
+        return await self._run(q, write=True)
+
     # --------------------------------------------------------------------- meta
 
     async def get_meta(self, key: str) -> str | None:
