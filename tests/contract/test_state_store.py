@@ -194,3 +194,13 @@ async def test_suppressions(state_store: StateStore) -> None:
     assert {s.subject_id for s in await state_store.list_suppressions(ws.id)} == {"u1", "u2"}
     assert await state_store.remove_suppressions(ws.id, "USER_ID", ["u1", "u9"]) == 1
     assert [(s.subject_id, s.regulation_id) for s in await state_store.list_suppressions()] == [("u2", "reg_1")]
+
+
+async def test_tokens_can_be_revoked(state_store: StateStore) -> None:
+    ws = await state_store.create_workspace("acme")
+    token = await state_store.add_token("ci", "editor", "a" * 64, ws.id)
+    assert await state_store.token_by_hash("a" * 64) == token
+    assert await state_store.delete_token(token.id)
+    assert not await state_store.delete_token(token.id)
+    assert await state_store.token_by_hash("a" * 64) is None
+    assert token not in await state_store.list_tokens()
