@@ -20,6 +20,7 @@ from starlette.routing import Route
 from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.control.auth import Authenticator, principal_of, visible
+from eventyard.control.catalog_api import catalog_routes
 from eventyard.control.config_api import config_routes, source_view
 from eventyard.control.delivery_api import delivery_routes
 from eventyard.control.http import ApiError, json_response, query_number
@@ -172,6 +173,7 @@ def create_control_app(components: Components) -> Starlette:
         Route("/api/v1/log", log_stats),
         Route("/api/v1/live", live_stream),
         *config_routes(components, auth),
+        *catalog_routes(components, auth),
         *delivery_routes(components, require_admin),
         *warehouse_routes(components, require_admin),
         *identity_routes(components, require_admin),
