@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
+from eventyard.control import openapi
 from eventyard.control.auth import Authenticator, principal_of, visible
 from eventyard.control.catalog_api import catalog_routes
 from eventyard.control.config_api import config_routes, source_view
@@ -68,6 +69,10 @@ def create_control_app(components: Components) -> Starlette:
 
     async def metrics(request: Request) -> Response:
         return Response(components.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def openapi_document(request: Request) -> Response:
+        """The OpenAPI document of this API (every route the app serves)."""
+        return json_response(openapi.build(request.app.routes))
 
     async def version(request: Request) -> Response:
         return json_response({"version": __version__})
@@ -168,6 +173,7 @@ def create_control_app(components: Components) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics),
         Route("/version", version),
+        Route("/api/v1/openapi.json", openapi_document),
         Route("/api/v1/sources", list_sources),
         Route("/api/v1/sources/{source}/events", recent_events),
         Route("/api/v1/log", log_stats),
