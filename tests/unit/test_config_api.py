@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eventyard.control.auth import RateLimiter
+from eventyard.runtime.app import create_app
+from eventyard.runtime.components import build
+from eventyard.runtime.settings import Settings
 from eventyard.state.ids import hash_token
 from eventyard.testing.asgi import call
+from eventyard.testing.clock import FakeClock
 from eventyard.testing.harness import AppHarness
 
 
@@ -171,3 +177,29 @@ async def test_tokens_are_created_once_listed_without_secrets_and_revoked(
     status, body = await api(harness, "DELETE", f"/api/v1/tokens/{token_id}", token=two_workspaces["owner"])
     assert status == 200
     assert (await api(harness, "GET", "/api/v1/me", token=secret))[0] == 401
+
+
+def test_rate_limiter_refills_over_time() -> None:
+    clock = FakeClock(0.0)
+    limiter = RateLimiter(2.0, clock=clock)
+    assert [limiter.wait_seconds("t") for _ in range(4)] == [0.0] * 4  # a burst of twice the rate
+    assert limiter.wait_seconds("t") == pytest.approx(0.5)
+    assert limiter.wait_seconds("other") == 0.0
+    clock.advance(0.5)
+    assert limiter.wait_seconds("t") == 0.0
+    assert RateLimiter(0).wait_seconds("t") == 0.0
+
+
+async def test_admin_api_answers_429_with_retry_after(tmp_path: Path) -> None:
+    settings = Settings(data_dir=str(tmp_path / "data"), admin_rate_limit_per_second=1.0)
+    components = build(settings)
+    app = create_app(settings, components)
+    await components.start()
+    try:
+        await components.state.add_token("t", "owner", hash_token("eyt_rate-limited"))
+        statuses = [(await call(app, "GET", "/api/v1/me", headers=bearer("eyt_rate-limited"))) for _ in range(3)]
+        assert [r.status for r in statuses] == [200, 200, 429]
+        assert statuses[2].json()["code"] == "rate_limited"
+        assert statuses[2].headers["retry-after"] == "1"
+    finally:
+        await components.close()

@@ -35,7 +35,7 @@ from eventyard.state.base import Source
 
 
 def create_control_app(components: Components) -> Starlette:
-    auth = Authenticator(components.state)
+    auth = Authenticator(components.state, components.settings.admin_rate_limit_per_second)
 
     async def require_admin(request: Request) -> None:
         """Owner, editor or viewer token (viewers only read); see ``control.auth``."""
@@ -151,7 +151,7 @@ def create_control_app(components: Components) -> Starlette:
 
     async def on_api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return json_response({"code": exc.code, "message": exc.message}, exc.status)
+        return exc.response()
 
     async def on_not_found(request: Request, exc: Exception) -> Response:
         return json_response({"code": "not_found", "message": f"no endpoint at {request.url.path}"}, 404)

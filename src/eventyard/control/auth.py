@@ -19,8 +19,9 @@ same answer as for objects that do not exist, so ids cannot be probed).
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol, TypeVar
 
 import msgspec
@@ -69,12 +70,37 @@ class _Scoped(Protocol):
 S = TypeVar("S", bound=_Scoped)
 
 
-class Authenticator:
-    """Bearer token -> :class:`Principal`, cached for a few seconds per token."""
+class RateLimiter:
+    """A token bucket per key: ``rate`` per second, bursts of ``2 * rate``; 0 = unlimited."""
 
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = 2 * rate
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def wait_seconds(self, key: str) -> float:
+        """Take one request from ``key``'s bucket: 0 if allowed, else seconds until allowed."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        level, last = self._buckets.get(key, (self.burst, now))
+        level = min(self.burst, level + (now - last) * self.rate)
+        if level < 1:
+            self._buckets[key] = (level, now)
+            return (1 - level) / self.rate
+        self._buckets[key] = (level - 1, now)
+        return 0.0
+
+
+class Authenticator:
+    """Bearer token -> :class:`Principal`, cached for a few seconds per token; each token's
+    requests are rate limited (``admin_rate_limit_per_second``): 429 with Retry-After."""
+
+    def __init__(self, state: StateStore, rate_limit_per_second: float = 0.0) -> None:
         self._state = state
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self.limiter = RateLimiter(rate_limit_per_second)
 
     async def lookup(self, token: str) -> Principal | None:
         digest = hash_token(token)
@@ -105,6 +131,14 @@ class Authenticator:
         principal = await self.lookup(token.strip())
         if principal is None:
             raise ApiError(401, "invalid_token", "the token is not valid")
+        wait = self.limiter.wait_seconds(principal.token_id)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {self.limiter.rate:g} requests per second with this token; retry after {wait:.2f}s",
+                retry_after=max(1, math.ceil(wait)),
+            )
         if principal.role not in ADMIN_ROLES:
             raise ApiError(403, "forbidden", f"a {principal.role!r} token can only be used with the Profile API")
         if request.method not in _READ_METHODS and not principal.can_write:

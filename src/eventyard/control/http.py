@@ -11,11 +11,19 @@ from starlette.responses import Response
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        #: Seconds for a ``Retry-After`` header (429/503).
+        self.retry_after = retry_after
+
+    def response(self) -> Response:
+        resp = json_response({"code": self.code, "message": self.message}, self.status)
+        if self.retry_after is not None:
+            resp.headers["Retry-After"] = str(self.retry_after)
+        return resp
 
 
 def json_response(data: Any, status: int = 200) -> Response:

@@ -54,6 +54,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     identity_store: str = ""
     #: How long each profile's event history is kept (0 = keep none).
     profile_events_retention_days: float = 30.0
+    #: Control API requests per second per token (bursts of twice that); 0 = no limit.
+    admin_rate_limit_per_second: float = 50.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -69,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("`dedupe_window_hours` must be positive")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
             raise ValueError("`log_level` must be one of critical, error, warning, info, debug")
+        if self.admin_rate_limit_per_second < 0:
+            raise ValueError("`admin_rate_limit_per_second` cannot be negative")
         if self.profile_events_retention_days < 0:
             raise ValueError("`profile_events_retention_days` cannot be negative")
         if self.identity_store and not self.identity_store.startswith(("postgresql://", "postgres://", "sqlite:///")):
