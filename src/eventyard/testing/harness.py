@@ -31,7 +31,8 @@ class AppHarness:
 @contextlib.asynccontextmanager
 async def running_app(data_dir: Path, write_key: str = "wk-test-0001") -> AsyncIterator[AppHarness]:
     """Start the components, create workspace ``default`` with source ``web``, yield, stop."""
-    settings = Settings(data_dir=str(data_dir))
+    # Tests poll the control API in tight loops; the rate limit has tests of its own.
+    settings = Settings(data_dir=str(data_dir), admin_rate_limit_per_second=0)
     components = build(settings)
     app = create_app(settings, components)
     await components.start()

@@ -69,6 +69,8 @@ class ServerProcess:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTYARD_")}
         env["EVENTYARD_ADMIN_TOKEN"] = self.admin_token
+        # Tests poll the control API in tight loops; the rate limit has tests of its own.
+        env["EVENTYARD_ADMIN_RATE_LIMIT_PER_SECOND"] = "0"
         env.update(self.env)
         return env
 
