@@ -203,3 +203,12 @@ async def test_admin_api_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert statuses[2].headers["retry-after"] == "1"
     finally:
         await components.close()
+
+
+async def test_bound_tokens_cannot_query_the_shared_warehouse(
+    harness: AppHarness, two_workspaces: dict[str, str]
+) -> None:
+    status, body = await api(harness, "POST", "/api/v1/sql", {"sql": "SELECT 1"}, token=two_workspaces["owner"])
+    assert (status, body["code"]) == (403, "forbidden")
+    status, body = await api(harness, "GET", "/api/v1/warehouse/describe", token=two_workspaces["viewer"])
+    assert (status, body["code"]) == (403, "forbidden")

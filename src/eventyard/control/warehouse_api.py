@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventyard.control.auth import principal_of
 from eventyard.control.http import ApiError, json_response
 from eventyard.errors import Unavailable
 from eventyard.runtime.components import Components
@@ -55,9 +56,18 @@ def pick(components: Components, ref: str | None) -> WarehouseReader:
     return next(iter(found.values()))[1]
 
 
+def unbound_only(request: Request) -> None:
+    """The embedded warehouse holds every workspace's schemas: SQL on it is for tokens that
+    are not bound to one workspace."""
+    principal = principal_of(request)
+    if principal is not None and principal.workspace_id is not None:
+        raise ApiError(403, "forbidden", "SQL on the embedded warehouse needs a token that is not bound to a workspace")
+
+
 def warehouse_routes(components: Components, require_admin: Guard) -> list[Route]:
     async def run_sql(request: Request) -> Response:
         await require_admin(request)
+        unbound_only(request)
         try:
             body = msgspec.json.decode(await request.body())
         except msgspec.DecodeError as exc:
@@ -82,6 +92,7 @@ def warehouse_routes(components: Components, require_admin: Guard) -> list[Route
 
     async def describe(request: Request) -> Response:
         await require_admin(request)
+        unbound_only(request)
         reader = pick(components, request.query_params.get("destination"))
         try:
             tables = await reader.describe()
