@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from eventyard.control.auth import RateLimiter
 from eventyard.runtime.app import create_app
@@ -212,3 +213,15 @@ async def test_bound_tokens_cannot_query_the_shared_warehouse(
     assert (status, body["code"]) == (403, "forbidden")
     status, body = await api(harness, "GET", "/api/v1/warehouse/describe", token=two_workspaces["viewer"])
     assert (status, body["code"]) == (403, "forbidden")
+
+
+async def test_export_reads_back_the_callers_workspaces(harness: AppHarness, two_workspaces: dict[str, str]) -> None:
+    resp = await call(harness.app, "GET", "/api/v1/export", headers=bearer(two_workspaces["viewer"]))
+    assert resp.status == 200 and resp.headers["content-type"].startswith("application/yaml")
+    doc = yaml.safe_load(resp.body)
+    assert [w["name"] for w in doc["workspaces"]] == ["default"]
+    resp = await call(harness.app, "GET", "/api/v1/export", headers=bearer(harness.admin_token))
+    doc = yaml.safe_load(resp.body)
+    other = next(w for w in doc["workspaces"] if w["name"] == "other")
+    assert other["sources"][0]["write_key"] == "wk-other-0001"
+    assert other["destinations"][0]["settings"]["url"] == "http://127.0.0.1:9/x"

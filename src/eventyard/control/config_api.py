@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventyard.control import workspace_apply
 from eventyard.control.auth import (
     TOKEN_ROLES,
     Authenticator,
@@ -300,8 +301,16 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
         auth.forget()
         return json_response({"data": {"id": token_id, "revoked": True}})
 
+    async def export(request: Request) -> Response:
+        """The configuration as a workspace file (YAML, secrets redacted), as ``eventyard export``."""
+        p = await auth.authenticate(request)
+        only = None if p.workspace_id is None else {p.workspace_id}
+        text = await workspace_apply.export(state, redact_settings=True, only=only)
+        return Response(text, media_type="application/yaml")
+
     return [
         Route("/api/v1/me", me, methods=["GET"]),
+        Route("/api/v1/export", export, methods=["GET"]),
         Route("/api/v1/workspaces", workspaces, methods=["GET", "POST"]),
         Route("/api/v1/sources", create_source, methods=["POST"]),
         Route("/api/v1/sources/{source}", source, methods=["GET", "PATCH"]),

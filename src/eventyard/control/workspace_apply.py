@@ -169,14 +169,17 @@ def _auto_connected(ws: Any, current: dict[str, DestinationConfig]) -> list[str]
     return names
 
 
-async def export(state: StateStore, redact_settings: bool = True) -> str:
-    """The whole configuration as a workspace file (secrets redacted unless asked not to)."""
+async def export(state: StateStore, redact_settings: bool = True, only: set[str] | None = None) -> str:
+    """The whole configuration as a workspace file (secrets redacted unless asked not to);
+    ``only``: just the workspaces with these ids."""
     from eventyard.destinations import registry
     from eventyard.destinations.base import redact
 
     workspaces: list[dict[str, Any]] = []
     connections = await state.list_connections()
     for ws in await state.list_workspaces():
+        if only is not None and ws.id not in only:
+            continue
         sources = await state.list_sources(ws.id)
         dests = await state.list_destinations(ws.id)
         src_names = {s.id: s.name for s in sources}
