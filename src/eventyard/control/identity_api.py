@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventyard.control.auth import principal_of
 from eventyard.control.http import ApiError, json_response, query_number
 from eventyard.control.profile_api import PROFILE_ROLE
 from eventyard.errors import NotFound, Terminal
@@ -58,8 +59,11 @@ def identity_routes(components: Components, require_admin: Guard) -> list[Route]
         return components.identity
 
     async def workspace(request: Request, body: dict[str, Any] | None = None) -> Workspace:
+        """The workspace asked for (``workspace`` in the query or body), else the token's own,
+        else the only one; workspaces the token cannot see answer 404 (``control.auth``)."""
         ref = request.query_params.get("workspace") or (body or {}).get("workspace")
-        spaces = await components.state.list_workspaces()
+        principal = principal_of(request)
+        spaces = [w for w in await components.state.list_workspaces() if principal is None or principal.sees(w.id)]
         if ref:
             for ws in spaces:
                 if ref in (ws.id, ws.name):
