@@ -15,6 +15,7 @@ from eventyard.cli import profile as profile_cmd
 from eventyard.cli import send as send_cmd
 from eventyard.cli import serve as serve_cmd
 from eventyard.cli import tail as tail_cmd
+from eventyard.cli import token as token_cmd
 from eventyard.cli import warehouse as warehouse_cmd
 from eventyard.cli.apply import export as export_cmd
 from eventyard.cli.common import ConfigOpt, DataDir, admin_token, console, settings_or_exit
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(new_cmd.app, name="new")
 app.add_typer(profile_cmd.app, name="profile")
+app.add_typer(token_cmd.app, name="token")
 warehouse_app = typer.Typer(help="The embedded warehouse (DuckDB): tables and columns.", no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
 
