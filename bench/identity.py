@@ -380,6 +380,8 @@ async def api_throughput(server: ServerProcess, space: str, token: str, args: ar
 async def run_backend(kind: str, args: argparse.Namespace, events: list[dict[str, Any]]) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix=f"eventyard-bench-identity-{kind}-"))
     server = ServerProcess(root / "data")
+    # the API phases send hundreds of requests/s with one token: no per-token limit here
+    server.env["EVENTYARD_PROFILE_API_RATE_LIMIT_PER_SECOND"] = "0"
     dsn = None
     db_name = f"eventyard_bench_{secrets.token_hex(4)}"
     schema = "eventyard_identity"

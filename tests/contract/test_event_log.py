@@ -265,3 +265,54 @@ async def test_reschedule_waiting_makes_retries_due_together_so_the_oldest_go_fi
     assert await event_log.reschedule_waiting("t", now) == 3  # d is still leased: untouched
     first = await event_log.lease("t", "c", 2)
     assert [r.payload for r in first] == [b"1", b"2"]
+
+
+async def test_forget_deletes_or_rewrites_matching_records_in_every_state(event_log: EventLog) -> None:
+    from eventyard.log.base import ForgetCount, LogRecord
+
+    await event_log.append("jobs", [("", b"ana-1"), ("", b"bob-1"), ("", b"ana-2"), ("", b"ana-3")])
+    archived = await event_log.append("rejected", [("s", b"ana-refused"), ("s", b"bob-refused")], archive=True)
+    await event_log.append("ingest", [("s", b"[ana-4,bob-2]")])
+    acked, dead, _leased_a, _leased_b = await event_log.lease("jobs", "c", 10)
+    await event_log.ack([acked.id])
+    await event_log.dead_letter([dead.id], "gone")  # bob-1 stays: it holds no needle
+    seen: list[bytes] = []
+
+    def rewrite(record: LogRecord) -> bytes | None:
+        seen.append(record.payload)
+        if record.topic == "ingest":
+            return b"[bob-2]"
+        return None
+
+    counts = await event_log.forget([b"ana"], rewrite)
+
+    assert counts == {
+        "jobs": ForgetCount(deleted=3),
+        "rejected": ForgetCount(deleted=1),
+        "ingest": ForgetCount(rewritten=1),
+    }
+    assert all(b"ana" in p for p in seen)  # records without a needle are not looked at
+    assert [r.payload for r in await event_log.read("jobs")] == [b"bob-1"]
+    assert [r.payload for r in await event_log.read("rejected")] == [b"bob-refused"]
+    assert [r.id for r in await event_log.read("rejected")] == [archived[1]]
+    assert [r.payload for r in await event_log.read("ingest")] == [b"[bob-2]"]
+    assert await event_log.lease("jobs", "c", 10, lease_seconds=0) == []  # the leased ana jobs are gone too
+    assert [r.payload for r in await event_log.dead_letters("jobs")] == [b"bob-1"]
+    assert (await event_log.stats("jobs")).backlog == 0
+
+
+async def test_forget_keeps_the_state_of_a_rewritten_live_record_and_is_idempotent(event_log: EventLog) -> None:
+    await event_log.append("t", [("k", b"ana+bob"), ("k", b"carl")])
+
+    def drop_ana(record: object) -> bytes:
+        from eventyard.log.base import LogRecord
+
+        assert isinstance(record, LogRecord)
+        return record.payload.replace(b"ana+", b"")
+
+    first = await event_log.forget([b"ana"], drop_ana)
+    again = await event_log.forget([b"ana"], drop_ana)
+    assert first["t"].rewritten == 1 and again == {}
+    leased = await event_log.lease("t", "c", 10)
+    assert [r.payload for r in leased] == [b"bob", b"carl"]
+    assert await event_log.forget([], drop_ana) == {}

@@ -291,3 +291,61 @@ async def test_two_stores_on_one_database_serialize_read_modify_write(store: Ide
         assert (await store.read(lambda tx: tx.load_profiles(["p1"])))["p1"].merges == 40
     finally:
         await other.close()
+
+
+async def test_account_events_are_listed_through_the_user_history(store: IdentityStore) -> None:
+    def write(tx: GraphTx) -> None:
+        tx.insert_events([event("m1", "p1", 10.0), event("m2", "p2", 20.0), event("m3", "p1", 30.0)])
+        rows = [(WS, "acc1", "src_1", "m1", 10.0, 11.0), (WS, "acc1", "src_1", "m2", 20.0, 21.0)]
+        tx.insert_account_events([*rows, (WS, "acc2", "src_1", "m3", 30.0, 31.0)])
+        tx.insert_account_events(rows)  # again: nothing changes
+
+    await store.transact(write)
+
+    def listed(tx: GraphTx) -> list[tuple[str, str, bool]]:
+        found = tx.events_of(["acc1"], accounts=True)
+        return [(e.message_id, e.profile_id, bool(e.body)) for e in found]
+
+    assert await store.read(listed) == [("m2", "acc1", True), ("m1", "acc1", True)]
+    after = await store.read(lambda tx: tx.events_of(["acc1"], accounts=True, descending=False, after=(10.0, "m1")))
+    assert [e.message_id for e in after] == ["m2"]
+    assert await store.read(lambda tx: tx.events_of(["acc1"])) == []  # no user profile is called acc1
+    assert await store.transact(lambda tx: tx.purge(20.5, 100)) == 2  # m1: its event and its account row
+    assert [e.message_id for e in await store.read(lambda tx: tx.events_of(["acc1"], accounts=True))] == ["m2"]
+
+
+async def test_change_records_are_numbered_read_per_workspace_and_purged(store: IdentityStore) -> None:
+    assert await store.read(lambda tx: (tx.last_change(), tx.changes_purged_upto())) == (0, 0)
+    await store.transact(lambda tx: tx.add_change(WS, 10.0, b'{"a":1}'))
+    await store.transact(lambda tx: tx.add_change("other", 11.0, b'{"b":2}'))
+    await store.transact(lambda tx: tx.add_change(WS, 12.0, b'{"c":3}'))
+    found = await store.read(lambda tx: tx.changes_after(WS, 0, 10))
+    assert [body for _, body in found] == [b'{"a":1}', b'{"c":3}']
+    first, third = found[0][0], found[1][0]
+    assert first < third and await store.read(lambda tx: tx.changes_after(WS, first, 10)) == [found[1]]
+    assert await store.read(lambda tx: tx.changes_after(WS, first, 0)) == []
+    assert await store.transact(lambda tx: tx.purge_changes(11.5)) == 2
+    assert await store.read(lambda tx: (tx.changes_purged_upto(), tx.last_change())) == (first + 1, third)
+    assert await store.read(lambda tx: tx.changes_after(WS, 0, 10)) == [found[1]]
+    await store.transact(lambda tx: tx.purge_changes(100.0))
+    assert await store.read(lambda tx: tx.last_change()) == third  # numbers never go back
+    await store.transact(lambda tx: tx.add_change(WS, 13.0, b"{}"))
+    assert (await store.read(lambda tx: tx.changes_after(WS, third, 10)))[0][0] > third
+
+
+async def test_change_records_are_kept_until_every_active_follower_has_them(store: IdentityStore) -> None:
+    for at in (10.0, 20.0, 30.0, 40.0):
+        await store.transact(lambda tx, at=at: tx.add_change(WS, at, b"{}"))
+    seqs = [seq for seq, _ in await store.read(lambda tx: tx.changes_after(WS, 0, 10))]
+    # nobody follows: whatever is older than the followers' window goes
+    assert await store.transact(lambda tx: tx.purge_changes(0.0, 25.0)) == 2
+    assert await store.read(lambda tx: tx.changes_purged_upto()) == seqs[1]
+    # two followers, one further behind: only what both have loaded goes
+    await store.transact(lambda tx: tx.report_position("dst_a", seqs[3], 50.0))
+    await store.transact(lambda tx: tx.report_position("dst_b", seqs[2], 50.0))
+    assert await store.transact(lambda tx: tx.purge_changes(0.0, 45.0)) == 1
+    assert [seq for seq, _ in await store.read(lambda tx: tx.changes_after(WS, 0, 10))] == [seqs[3]]
+    # a follower silent since before the window no longer holds records back
+    assert await store.transact(lambda tx: tx.purge_changes(0.0, 60.0)) == 1
+    assert await store.read(lambda tx: tx.changes_after(WS, 0, 10)) == []
+    assert await store.transact(lambda tx: tx.purge_changes(0.0, 60.0)) == 0  # nothing goes twice

@@ -405,3 +405,28 @@ async def test_a_batch_processed_again_changes_nothing(u: Unify) -> None:
     assert {await u.current(profile_of(e)) for e in again} == {await u.current(profile_of(e)) for e in first}
     assert await u.identity.store.read(counts) == before == {"profiles": 1, "identifiers": 3, "merges": 1, "events": 4}
     assert (await u.show("user_id:again"))["traits"] == {"plan": "pro"}
+
+
+async def test_a_retried_batch_counts_its_refusals_once(u: Unify) -> None:
+    """Refusal notes are counted per event position: the same records resolved again (the
+    runner retries a batch) add nothing, a new event with the same refusal adds one."""
+    await u.send(ev("identify", "09:00:00", userId="mom", anonymousId="shared-tablet"))
+    batch = [
+        ev("identify", "10:00:00", userId="dad", anonymousId="shared-tablet"),
+        ev("track", "10:01:00", userId="dad", anonymousId="shared-tablet", event="Played", context={"traits": {}}),
+        ev("group", "10:02:00", userId="dad", anonymousId="null", groupId="null"),
+    ]
+    first = await u.send(*(dict(e, context=dict(e["context"])) for e in batch))
+
+    async def noted() -> list[tuple[str, str, int]]:
+        refused = (await u.explain("user_id:dad"))["refused"]
+        return sorted((r["identifier"], r["rule"], r["count"]) for r in refused)
+
+    once = await noted()
+    assert ("anonymous_id:shared-tablet", "limit:user_id", 2) in once
+    assert [n for n in once if n[0] == "anonymous_id:null"] == [("anonymous_id:null", "blocked_value", 1)]
+    for _ in range(2):  # retried twice, from the same log positions
+        await u.send(*(dict(e, context=dict(e["context"])) for e in batch), record=first[0].record_id)
+    assert await noted() == once
+    await u.send(ev("track", "10:05:00", userId="dad", anonymousId="shared-tablet", event="Paused"))
+    assert ("anonymous_id:shared-tablet", "limit:user_id", 3) in await noted()

@@ -279,6 +279,23 @@ async def test_delete_user_removes_their_rows_everywhere(wh: Warehouse) -> None:
     assert await wh.query(f'SELECT user_id FROM "{wh.prefix}app".tracks') == [("u",)]
 
 
+async def test_delete_user_reaches_every_anonymous_id_even_in_tables_without_user_ids(wh: Warehouse) -> None:
+    d = wh.destination()
+    await load(
+        d,
+        events.page(message_id="p1", user_id=None, anonymous_id="dev-1"),  # pages gets no user_id column
+        events.page(message_id="p2", user_id=None, anonymous_id="dev-2"),
+        events.page(message_id="p3", user_id=None, anonymous_id="dev-other"),
+        events.track("Signed Up", message_id="t1", user_id="ana", anonymous_id="dev-3"),
+    )
+    subject = DeleteSubject("ana", {"anonymousId": "dev-1", "anonymousId.2": "dev-2", "email": "a@b.c"})
+    assert (await d.delete_user(subject)).kind == "delivered"
+    assert await wh.query("SELECT anonymous_id FROM {s}.pages") == [("dev-other",)]
+    assert await wh.query("SELECT count(*) FROM {s}.tracks") == [(0,)]
+    deleted: dict[str, int] = getattr(d, "deleted", {})
+    assert deleted["rows"] >= 4  # pages, tracks, signed_up and the users row
+
+
 async def test_a_table_over_the_column_cap_fails_only_its_events(wh: Warehouse) -> None:
     d = wh.destination()
     wide = events.track("Wide", {f"p{i}": i for i in range(1700)}, message_id="cap-1")

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
+from eventyard.control import profile_api
+from eventyard.runtime.app import create_app
 from eventyard.testing.asgi import Response, basic, call
+from eventyard.testing.clock import FakeClock
 from eventyard.testing.harness import AppHarness
 from eventyard.testing.wait import eventually_async
 
@@ -209,3 +213,54 @@ async def test_admin_remove_identifier_and_split(ana: AppHarness) -> None:
     missing = await admin(ana, "POST", "/api/v1/profiles/user_id:bo/remove-identifier", {"identifier": "email:no@x.io"})
     assert missing.status == 404
     assert (await admin(ana, "POST", "/api/v1/profiles/user_id:bo/split", {"merge": "x"})).status == 400
+
+
+async def test_account_events_list_the_group_calls_of_every_member(ana: AppHarness) -> None:
+    await send(ana, "/v1/group", {"userId": "ben", "groupId": "acme", "timestamp": "2026-03-02T09:00:00Z"})
+    await send(ana, "/v1/group", {"userId": "ben", "groupId": "other", "timestamp": "2026-03-02T09:01:00Z"})
+    body = await until_found(ana, f"{BASE}/accounts/profiles/group_id:acme/events", lambda b: len(b["data"]) == 2)
+    assert [(e["type"], e["user_id"]) for e in body["data"]] == [("group", "ana"), ("group", "ben")]  # newest first
+    assert all(e["group_id"] == "acme" for e in body["data"])
+    assert body["data"][0]["related"]["accounts"] == body["data"][1]["related"]["accounts"]
+    page = (await get(ana, f"{BASE}/accounts/profiles/group_id:acme/events?limit=1&sort=asc")).json()
+    assert [e["user_id"] for e in page["data"]] == ["ben"] and page["cursor"]["has_more"] is True
+    rest = await get(
+        ana, f"{BASE}/accounts/profiles/group_id:acme/events?limit=1&sort=asc&next={page['cursor']['next']}"
+    )
+    assert [e["user_id"] for e in rest.json()["data"]] == ["ana"] and rest.json()["cursor"]["has_more"] is False
+    late = await get(
+        ana, f"{BASE}/accounts/profiles/group_id:acme/events?start=2026-03-02T00:00:00Z&end=2026-03-03T00:00:00Z"
+    )
+    assert [e["user_id"] for e in late.json()["data"]] == ["ben"]
+    other = (await get(ana, f"{BASE}/accounts/profiles/group_id:other/events")).json()
+    assert [e["user_id"] for e in other["data"]] == ["ben"]
+
+
+async def test_each_token_is_rate_limited_with_retry_after(ana: AppHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(profile_api, "CLOCK", clock)
+    components = ana.components
+    components.settings = msgspec.structs.replace(components.settings, profile_api_rate_limit_per_second=2)
+    app = create_app(components.settings, components)
+    other = (await admin(ana, "POST", "/api/v1/profile-tokens", {"name": "other"})).json()["token"]
+    path = f"{BASE}/users/profiles/user_id:ana/traits"
+
+    async def traits(token: str) -> Response:
+        return await call(app, "GET", path, headers={"authorization": basic(token)})
+
+    for _ in range(4):  # a burst of twice the rate
+        assert (await traits(ana.admin_token)).status == 200
+    refused = await traits(ana.admin_token)
+    assert refused.status == 429
+    assert refused.json()["error"]["code"] == "too_many_requests"
+    assert "2 requests per second" in refused.json()["error"]["message"]
+    assert refused.headers["retry-after"] == "1"
+    assert (await traits(other)).status == 200  # every token has its own budget
+    clock.advance(0.5)  # one request's worth comes back
+    assert (await traits(ana.admin_token)).status == 200
+    assert (await traits(ana.admin_token)).status == 429
+    components.settings = msgspec.structs.replace(components.settings, profile_api_rate_limit_per_second=0)
+    unlimited = create_app(components.settings, components)
+    for _ in range(10):
+        r = await call(unlimited, "GET", path, headers={"authorization": basic(ana.admin_token)})
+        assert r.status == 200

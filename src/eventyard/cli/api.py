@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 
 from eventyard.cli.common import fail
+from eventyard.control.audit import cli_agent
 
 
 def call(url: str, token: str, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
@@ -20,7 +21,7 @@ def call(url: str, token: str, method: str, path: str, body: Any = None, params:
         target,
         data=data,
         method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json", "User-Agent": cli_agent()},
     )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:

@@ -7,8 +7,9 @@ import sys
 
 import typer
 
+from eventyard.cli.audit import record_cli
 from eventyard.cli.common import console, fail
-from eventyard.control import workspace_apply, workspace_file
+from eventyard.control import identity_apply, workspace_apply, workspace_file
 from eventyard.errors import ConfigFileError, EventyardError
 from eventyard.runtime.components import make_state
 from eventyard.runtime.settings import Settings
@@ -23,8 +24,9 @@ def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
     async def go() -> None:
         state = make_state(settings)
         await state.start()
+        identity = await identity_apply.opened(settings, state, desired)  # when the file declares identity_rules
         try:
-            changes = await workspace_apply.plan(state, desired)
+            changes = await workspace_apply.plan(state, desired, identity)
             if not changes:
                 console.print("no changes: the state already matches the file")
                 return
@@ -38,7 +40,8 @@ def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
             if not yes and sys.stdin.isatty() and not typer.confirm("apply these changes?"):
                 console.print("nothing applied")
                 return
-            await workspace_apply.apply(state, desired)
+            await workspace_apply.apply(state, desired, identity)
+            record_cli(settings, "config.apply", path, {"changes": [c.describe() for c in changes][:200]})
             console.print("[bold green]applied[/]")
             for ws in desired.workspaces:
                 found = await state.workspace_by_name(ws.name)
@@ -47,6 +50,8 @@ def run(settings: Settings, path: str, dry_run: bool, yes: bool) -> None:
                 for source in await state.list_sources(found.id):
                     console.print(f"  {ws.name}/{source.name}  write key: {source.write_key}")
         finally:
+            if identity is not None:
+                await identity.close()
             await state.close()
 
     try:
@@ -59,9 +64,13 @@ def export(settings: Settings, show_secrets: bool) -> None:
     async def go() -> str:
         state = make_state(settings)
         await state.start()
+        identity = await identity_apply.opened(settings, state)  # identity_rules are read back too
         try:
-            return await workspace_apply.export(state, redact_settings=not show_secrets)
+            record_cli(settings, "config.export", "*", {"secrets": show_secrets})
+            return await workspace_apply.export(state, redact_settings=not show_secrets, identity=identity)
         finally:
+            if identity is not None:
+                await identity.close()
             await state.close()
 
     try:

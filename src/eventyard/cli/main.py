@@ -9,9 +9,14 @@ import typer
 
 from eventyard import __version__
 from eventyard.cli import apply as apply_cmd
+from eventyard.cli import audit as audit_cmd
+from eventyard.cli import consent as consent_cmd
 from eventyard.cli import delivery as delivery_cmd
 from eventyard.cli import new as new_cmd
+from eventyard.cli import pii as pii_cmd
+from eventyard.cli import plan as plan_cmd
 from eventyard.cli import profile as profile_cmd
+from eventyard.cli import regulate as regulate_cmd
 from eventyard.cli import send as send_cmd
 from eventyard.cli import serve as serve_cmd
 from eventyard.cli import tail as tail_cmd
@@ -30,6 +35,11 @@ app = typer.Typer(
 app.add_typer(new_cmd.app, name="new")
 app.add_typer(profile_cmd.app, name="profile")
 app.add_typer(token_cmd.app, name="token")
+app.add_typer(consent_cmd.app, name="consent")
+app.add_typer(pii_cmd.app, name="pii")
+app.add_typer(plan_cmd.app, name="plan")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(regulate_cmd.app, name="regulate")
 warehouse_app = typer.Typer(help="The embedded warehouse (DuckDB): tables and columns.", no_args_is_help=True)
 app.add_typer(warehouse_app, name="warehouse")
 
@@ -50,10 +60,25 @@ def serve(
     port: int | None = typer.Option(None, help="Port to listen on (default 8080)."),
     config: Path | None = ConfigOpt,
     log_level: str | None = typer.Option(None, help="critical, error, warning, info or debug."),
+    role: list[str] | None = typer.Option(
+        None, "--role", help="collect, unify, route, control or all (repeat or comma list; default all)."
+    ),
+    log: str | None = typer.Option(None, "--log", help="Log URL: nats://host:4222[,...] (default: SQLite)."),
+    state: str | None = typer.Option(None, "--state", help="State URL: postgresql://... (default: SQLite)."),
 ) -> None:
-    """Start the server on the embedded default (SQLite); first start creates a workspace."""
+    """Start the server (embedded SQLite by default); first start creates a workspace.
+
+    Scale-out: --log nats://... --state postgresql://... and any number of processes per role
+    (docs/deployment.md)."""
     settings = settings_or_exit(
-        config, data_dir=str(data_dir) if data_dir else None, host=host, port=port, log_level=log_level
+        config,
+        data_dir=str(data_dir) if data_dir else None,
+        host=host,
+        port=port,
+        log_level=log_level,
+        roles=",".join(role) if role else None,
+        log=log,
+        state=state,
     )
     serve_cmd.run(settings)
 

@@ -8,18 +8,31 @@ import shlex
 
 import uvicorn
 
-from eventyard.cli.common import console
-from eventyard.runtime.app import create_app
+from eventyard.cli.common import console, fail
+from eventyard.errors import ConfigError, Terminal, Unavailable
+from eventyard.runtime import backends
 from eventyard.runtime.bootstrap import Bootstrap, ensure_defaults
-from eventyard.runtime.components import make_state
+from eventyard.runtime.components import make_log, make_state
+from eventyard.runtime.roles import create_role_app
 from eventyard.runtime.settings import Settings
 
 
 async def _bootstrap(settings: Settings) -> Bootstrap:
+    if backends.is_nats(settings.log):
+        # Reach NATS (and create the stream) before serving, so a wrong URL fails here, clearly.
+        event_log = make_log(settings)
+        await event_log.start()
+        await event_log.close()
     state = make_state(settings)
     await state.start()
+    warehouse = not backends.is_scale_out(settings)
     try:
-        return await ensure_defaults(state, settings.data_path, settings.admin_token)
+        try:
+            return await ensure_defaults(state, settings.data_path, settings.admin_token, warehouse)
+        except Terminal:
+            # Several processes started at once on one PostgreSQL: another one created the
+            # defaults first; this pass finds them.
+            return await ensure_defaults(state, settings.data_path, settings.admin_token, warehouse)
     finally:
         await state.close()
 
@@ -27,11 +40,19 @@ async def _bootstrap(settings: Settings) -> Bootstrap:
 def banner(settings: Settings, boot: Bootstrap) -> None:
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.rule("[bold]eventyard")
-    console.print(f"data directory  {settings.data_path}")
-    console.print(f"tracking API    {base}/v1/track  (and /v1/batch, /v1/identify, ...)")
+    console.print(f"roles           {', '.join(settings.roles)}")
+    if backends.is_scale_out(settings):
+        shown = repr(settings)  # URLs with their passwords redacted
+        console.print(f"log             {_field(shown, 'log')}  (NATS JetStream)", highlight=False)
+        console.print(f"state           {_field(shown, 'state')}  (PostgreSQL)", highlight=False)
+    else:
+        console.print(f"data directory  {settings.data_path}")
+    collect = "collect" in settings.roles
+    if collect:
+        console.print(f"tracking API    {base}/v1/track  (and /v1/batch, /v1/identify, ...)")
     for source in boot.sources:
         console.print(f"source          {source.name}  write key: [bold]{source.write_key}[/]")
-    if boot.created:
+    if boot.created and not backends.is_scale_out(settings):
         warehouse = settings.data_path / "warehouse.duckdb"
         console.print(f'warehouse       {warehouse}  (query it: eventyard sql "SELECT ...")')
     if boot.new_admin_token:
@@ -40,7 +61,7 @@ def banner(settings: Settings, boot: Bootstrap) -> None:
         console.print("admin token     from EVENTYARD_ADMIN_TOKEN")
     else:
         console.print(f"admin token     in {boot.token_file}")
-    if boot.sources:
+    if boot.sources and collect:
         key = boot.sources[0].write_key
         body = '{"userId":"user-1","event":"Signed Up","properties":{"plan":"pro"}}'
         console.print("\nsend a first event:")
@@ -56,11 +77,20 @@ def banner(settings: Settings, boot: Bootstrap) -> None:
     console.rule()
 
 
+def _field(shown: str, name: str) -> str:
+    start = shown.index(f" {name}='") + len(name) + 3
+    return shown[start : shown.index("'", start)]
+
+
 def run(settings: Settings) -> None:
-    boot = asyncio.run(_bootstrap(settings))
+    try:
+        backends.check(settings)
+        boot = asyncio.run(_bootstrap(settings))
+    except (ConfigError, Unavailable) as exc:
+        fail(str(exc))
     banner(settings, boot)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    app = create_app(settings)
+    app = create_role_app(settings)
     config = uvicorn.Config(
         app,
         host=settings.host,

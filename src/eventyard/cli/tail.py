@@ -11,6 +11,7 @@ import msgspec
 from rich.text import Text
 
 from eventyard.cli.common import console, fail
+from eventyard.control.audit import cli_agent
 
 
 def render(item: dict[str, Any]) -> Text:
@@ -36,7 +37,7 @@ def render(item: dict[str, Any]) -> Text:
 
 
 async def follow(url: str, token: str, params: list[tuple[str, str]], as_json: bool, limit: int | None) -> None:
-    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
+    headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream", "User-Agent": cli_agent()}
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
     shown = 0
     async with (

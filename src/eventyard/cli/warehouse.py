@@ -20,6 +20,7 @@ from typing import Any
 from rich.table import Table
 
 from eventyard.cli.api import call
+from eventyard.cli.audit import record_cli
 from eventyard.cli.common import admin_token, console, err_console, fail, settings_or_exit
 from eventyard.warehouse import ReadOnlyViolation
 
@@ -42,6 +43,7 @@ def sql(
             body["destination"] = destination
         data = call(url, admin_token(token, data_dir), "POST", "/api/v1/sql", body)
     else:
+        record_cli(data_dir, "sql.query", destination or "warehouse", {"sql": query[:1000], "maxRows": max_rows})
         data = _local(url, data_dir, destination, lambda store: _result(store.query(query, max_rows)))
     if as_json:
         print(json.dumps(data, indent=2))
@@ -62,6 +64,7 @@ def describe(url: str, token: str | None, data_dir: Path | None, destination: st
             url, admin_token(token, data_dir), "GET", "/api/v1/warehouse/describe", params={"destination": destination}
         )
     else:
+        record_cli(data_dir, "warehouse.describe", destination or "warehouse")
         data = _local(url, data_dir, destination, lambda store: {"data": [_table(t) for t in store.describe()]})
     if as_json:
         print(json.dumps(data, indent=2))

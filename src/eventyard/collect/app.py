@@ -353,7 +353,7 @@ class CollectApp:
         env.sent_at = batch.sentAt
         outcome = await self.ingestor.store(source, *self.ingestor.build_batch(batch, source, env))
         self.metrics.ingest.count(source.id, outcome.accepted, len(body))
-        if not outcome.accepted:
+        if not outcome.accepted and not outcome.suppressed:
             raise RequestRejected("no_valid_events", REQUEST["no_valid_events"].text, outcome.rejected)
         if outcome.rejected:
             payload = {"success": True, "accepted": outcome.accepted, "rejected": outcome.rejected}
@@ -410,7 +410,7 @@ class CollectApp:
             return
         base = browser.public_base(scope, self.public_url)
         if flavour == "segment":
-            body = browser.segment_settings(source, base)
+            body = browser.segment_settings(source, base, self.sources.consent_settings.get(source.id))
         else:
             body = browser.rudderstack_source_config(source)
         await respond(send, 200, body, info, extra=[(b"cache-control", b"no-store")])

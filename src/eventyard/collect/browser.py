@@ -41,7 +41,9 @@ def public_base(scope: Any, public_url: str | None) -> tuple[str, str]:
     return proto, host
 
 
-def segment_settings(source: Source, base: tuple[str, str]) -> bytes:
+def segment_settings(source: Source, base: tuple[str, str], consent: dict[str, Any] | None = None) -> bytes:
+    """analytics.js CDN settings; ``consent``: the source's ``consentSettings`` when its
+    workspace has consent categories (``privacy.config.browser_consent_settings``)."""
     proto, host = base
     api_host = f"{host}/v1"
     settings = {
@@ -57,7 +59,7 @@ def segment_settings(source: Source, base: tuple[str, str]) -> bytes:
         },
         "metrics": {"sampleRate": 0, "host": api_host},
         "remotePlugins": [],
-        "consentSettings": {"allCategories": [], "hasUnmappedDestinations": False},
+        "consentSettings": consent or {"allCategories": [], "hasUnmappedDestinations": False},
     }
     return msgspec.json.encode(settings)
 

@@ -16,10 +16,12 @@ import msgspec
 
 from eventyard.log import topics
 from eventyard.log.base import EventLog
+from eventyard.privacy.suppression import REASON as SUPPRESSED
+from eventyard.privacy.suppression import Suppressed, SuppressionList
 from eventyard.quality.metrics import Metrics
 from eventyard.spec.messages import BatchBody
 from eventyard.spec.normalize import Envelope, EventRejected
-from eventyard.spec.stored import EventHead, Request
+from eventyard.spec.stored import EventHead, Request, decode_head
 from eventyard.state.base import Source
 
 INGEST_TOPIC = topics.INGEST
@@ -53,6 +55,8 @@ class RequestRejected(Exception):
 class Outcome:
     accepted: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: Events of suppressed users: refused without telling the client (it got 200 for them).
+    suppressed: int = 0
 
 
 def decode_batch(body: bytes) -> BatchBody:
@@ -105,12 +109,48 @@ def _refusal(
     return entry
 
 
+def _suppression(raw: bytes | msgspec.Raw, head: EventHead | None, found: Suppressed) -> str | None:
+    """Why an event of a workspace with suppressions is refused (``None``: it is not)."""
+    if head is None:
+        head = decode_head(raw)
+    if head is not None:
+        return found.match(head.userId, head.anonymousId)
+    item = _as_item(bytes(raw))
+    return found.event(item) if isinstance(item, dict) else None
+
+
+def _silent_refusal(
+    index: int, head: EventHead | None, raw: bytes | msgspec.Raw, source: Source, env: Envelope
+) -> dict[str, Any]:
+    """The refusal of a suppressed user's event: counted and shown in the live view with its
+    messageId, but nothing of the event is kept and the client is not told (Segment's rule)."""
+    head = head or decode_head(raw)
+    message_id = head.messageId if head is not None else None
+    entry: dict[str, Any] = {
+        "index": index,
+        "reason": SUPPRESSED,
+        "message": "the user is suppressed by a regulation; the event was not stored",
+    }
+    if message_id is not None and message_id != "":
+        entry["messageId"] = str(message_id)[:200]
+    entry["_record"] = {
+        **entry,
+        "sourceId": source.id,
+        "workspaceId": source.workspace_id,
+        "receivedAt": env.received_at,
+    }
+    entry["_silent"] = True
+    return entry
+
+
 class Ingestor:
     """Turns decoded requests into durable log records."""
 
-    def __init__(self, log: EventLog, metrics: Metrics) -> None:
+    def __init__(self, log: EventLog, metrics: Metrics, suppressions: SuppressionList | None = None) -> None:
         self.log = log
         self.metrics = metrics
+        #: Suppressed users, whose events are refused silently (``privacy.suppression``).
+        self.suppressions = suppressions
 
     def build_batch(
         self, batch: BatchBody, source: Source, env: Envelope
@@ -122,14 +162,20 @@ class Ingestor:
         good: list[msgspec.Raw] = []
         made_up: dict[int, str] = {}
         refused: list[dict[str, Any]] = []
+        found = self.suppressions.of(source.workspace_id) if self.suppressions is not None else None
         for index, raw in enumerate(items):
+            # With suppressions the head is decoded here, once, for the check and the look-up.
+            head = decode_head(raw) if found is not None else None
             try:
                 if len(raw) > limit:
                     raise EventRejected("event_too_large", f"the event is {len(raw)} bytes; this source allows {limit}")
-                message_id = request.check(raw)
+                message_id = request.check(raw, head)
             except EventRejected as exc:
                 data = bytes(raw)
                 refused.append(_refusal(index, _as_item(data), exc.reason, exc.message, source, env, data))
+                continue
+            if found is not None and _suppression(raw, head, found) is not None:
+                refused.append(_silent_refusal(index, head, raw, source, env))
                 continue
             if message_id is not None:
                 made_up[len(good)] = message_id
@@ -147,6 +193,9 @@ class Ingestor:
             message_id = request.check(body, head)
         except EventRejected as exc:
             return [], [_refusal(0, _as_item(body), exc.reason, exc.message, source, env, None)], 0
+        found = self.suppressions.of(source.workspace_id) if self.suppressions is not None else None
+        if found is not None and _suppression(body, head, found) is not None:
+            return [], [_silent_refusal(0, head, body, source, env)], 0
         return [(source.id, request.value([body], None if message_id is None else {0: message_id}))], [], 1
 
     async def store(
@@ -168,7 +217,10 @@ class Ingestor:
             await self.log.append(REJECTED_TOPIC, records, archive=True)
         for r in refused:
             self.metrics.events_rejected.labels(r["reason"]).inc()
-        return Outcome(events, refused)
+        silent = [r for r in refused if r.pop("_silent", False)]
+        if silent:
+            refused = [r for r in refused if r["reason"] != SUPPRESSED]
+        return Outcome(events, refused, len(silent))
 
     async def record_request_refusal(
         self, source: Source, reason: str, message: str, body: bytes, env: Envelope

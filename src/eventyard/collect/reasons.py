@@ -49,6 +49,9 @@ EVENT: dict[str, str] = {
     "invalid_merge": "a merge call needs two identifiers in `mergeProperties`",
     "event_too_large": "the event is larger than this source allows",
     "not_an_object": "a batch item is not a JSON object",
+    # Not told to the client (it gets 200, as for a stored event): counted, and shown in the
+    # live view without the event's content (see privacy.suppression).
+    "suppressed": "the user is suppressed by a regulation; the event was not stored",
 }
 
 

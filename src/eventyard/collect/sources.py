@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 
+from eventyard.privacy.config import browser_consent_settings
 from eventyard.spec.limits import MAX_REQUEST_BYTES
 from eventyard.state.base import Source, StateStore
 
@@ -30,6 +31,8 @@ class SourceDirectory:
         self._lock = asyncio.Lock()
         #: The largest request any source accepts: the cap before the source is known.
         self.max_request_bytes = MAX_REQUEST_BYTES
+        #: Source id -> ``consentSettings`` of the analytics.js settings (docs/privacy.md).
+        self.consent_settings: dict[str, dict[str, object]] = {}
 
     async def start(self) -> None:
         await self.reload()
@@ -49,6 +52,7 @@ class SourceDirectory:
             self._by_key = {s.write_key: s for s in sources}
             self._version = version
             self.max_request_bytes = max([MAX_REQUEST_BYTES, *(s.limits.max_request_bytes for s in sources)])
+            self.consent_settings = await browser_consent_settings(self._state)
 
     async def _poll(self) -> None:
         while True:

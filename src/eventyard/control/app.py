@@ -20,18 +20,26 @@ from starlette.routing import Route
 from eventyard import __version__
 from eventyard.collect.ingest import INGEST_TOPIC, REJECTED_TOPIC
 from eventyard.control import openapi
+from eventyard.control.audit_api import audit_routes
+from eventyard.control.audit_middleware import audit_middleware
 from eventyard.control.auth import Authenticator, principal_of, visible
 from eventyard.control.catalog_api import catalog_routes
 from eventyard.control.config_api import config_routes, source_view
+from eventyard.control.consent_api import consent_routes
 from eventyard.control.delivery_api import delivery_routes
 from eventyard.control.http import ApiError, json_response, query_number
 from eventyard.control.identity_api import identity_routes
+from eventyard.control.pii_api import pii_routes
+from eventyard.control.plan_api import tracking_plan_routes
 from eventyard.control.profile_api import profile_api_routes
+from eventyard.control.regulations_api import regulation_routes
+from eventyard.control.rudder_regulations_api import rudder_regulation_routes
 from eventyard.control.warehouse_api import warehouse_routes
 from eventyard.quality import live
 from eventyard.runtime import heap
 from eventyard.runtime.components import Components
 from eventyard.state.base import Source
+from eventyard.ui.app import ui_routes
 
 
 def create_control_app(components: Components) -> Starlette:
@@ -179,14 +187,22 @@ def create_control_app(components: Components) -> Starlette:
         Route("/api/v1/log", log_stats),
         Route("/api/v1/live", live_stream),
         *config_routes(components, auth),
+        *consent_routes(components, auth),
+        *pii_routes(components, auth),
         *catalog_routes(components, auth),
         *delivery_routes(components, require_admin),
         *warehouse_routes(components, require_admin),
         *identity_routes(components, require_admin),
+        *tracking_plan_routes(components, require_admin),
         *profile_api_routes(components),
+        *regulation_routes(components, auth),
+        *rudder_regulation_routes(components, auth),
+        *audit_routes(components.state, require_admin),
+        *ui_routes(),
     ]
     return Starlette(
         routes=routes,
+        middleware=[audit_middleware(components.state, components.metrics, components.settings.trust_forwarded_for)],
         lifespan=lifespan,
         exception_handlers={ApiError: on_api_error, 404: on_not_found, 405: on_method},
     )

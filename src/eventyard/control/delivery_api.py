@@ -26,6 +26,7 @@ from eventyard.route.routing import build_filters
 from eventyard.runtime.components import Components
 from eventyard.spec import timestamps
 from eventyard.state.base import DestinationConfig, Source
+from eventyard.unify.restamp import for_replay
 
 Guard = Callable[[Request], Awaitable[None]]
 
@@ -185,7 +186,8 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
         sources = None
         if body.get("sources"):
             sources = {(await find_source(str(s), request)).id for s in body["sources"]}
-        result = await replay(log, components.fanout, dest.id, start, end, sources)
+        restamp = for_replay(components.identity)  # the profile each event belongs to now
+        result = await replay(log, components.fanout, dest.id, start, end, sources, restamp=restamp)
         return json_response(
             {
                 "destination": dest.name,

@@ -26,6 +26,7 @@ from starlette.routing import Route
 
 from eventyard.control.auth import principal_of
 from eventyard.control.http import ApiError, json_response, query_number
+from eventyard.control.identity_apply import rules_of
 from eventyard.control.profile_api import PROFILE_ROLE
 from eventyard.errors import NotFound, Terminal
 from eventyard.runtime.components import Components
@@ -33,7 +34,6 @@ from eventyard.state.base import Workspace
 from eventyard.state.identity_base import GraphTx, ProfileRow
 from eventyard.state.ids import hash_token, new_token
 from eventyard.unify import profile_views as views
-from eventyard.unify.identity_rules import parse_rules
 from eventyard.unify.identity_service import IdentityService
 from eventyard.unify.recompute import RecomputeResult
 
@@ -172,7 +172,7 @@ def identity_routes(components: Components, require_admin: Guard) -> list[Route]
                 raise ApiError(400, "invalid_body", "the rules must be an object")
             ws = await workspace(request, None)
             try:
-                parsed = parse_rules(data)
+                parsed = rules_of(data)  # the same check as workspace.yaml's identity_rules
             except ValueError as exc:
                 raise ApiError(400, "invalid_rules", str(exc)) from None
             await service().set_rules(ws.id, parsed)

@@ -9,12 +9,17 @@ owner token. Errors have Segment's shape ``{"error": {"code": ..., "message": ..
 
 Pagination: ``limit`` and ``next`` (the ``cursor.next`` of the previous answer); every list
 answer carries ``cursor: {url, has_more, next}``.
+
+Each access token may send ``profile_api_rate_limit_per_second`` requests per second (bursts
+of twice that; 0 turns the limit off); beyond it the answer is ``429 too_many_requests`` with
+``Retry-After`` (seconds).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventyard.control.auth import RateLimiter
 from eventyard.control.http import json_response
 from eventyard.errors import Unavailable
 from eventyard.runtime.components import Components
@@ -32,7 +38,7 @@ from eventyard.state.base import Token, Workspace
 from eventyard.state.identity_base import GraphTx, ProfileRow
 from eventyard.state.ids import hash_token
 from eventyard.unify import profile_views as views
-from eventyard.unify.identity_rules import COLLECTIONS
+from eventyard.unify.identity_rules import ACCOUNTS, COLLECTIONS
 
 #: Role of tokens made for the Profile API (read-only, one workspace).
 PROFILE_ROLE = "profiles"
@@ -40,14 +46,24 @@ PATH = "/v1/spaces/{space}/collections/{collection}/profiles/{ref:path}/{what}"
 ENDPOINTS = ("traits", "events", "external_ids", "metadata", "links")
 
 
+#: What the per-token rate limit measures time with (tests swap in a FakeClock).
+CLOCK: Callable[[], float] = time.monotonic
+
+
 class ProfileApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_response(status: int, code: str, message: str, retry_after: float | None = None) -> Response:
+    response = json_response({"error": {"code": code, "message": message}}, status)
+    if retry_after is not None:
+        seconds = str(max(1, math.ceil(retry_after)))
+        response.headers["Retry-After"] = seconds
+        response.headers["X-RateLimit-Reset"] = seconds
+    return response
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -118,6 +134,8 @@ class _Cache:
 def profile_api_routes(components: Components) -> list[Route]:
     cache = _Cache(components)
     metrics = components.metrics
+    rate = components.settings.profile_api_rate_limit_per_second
+    limiter = RateLimiter(rate, clock=lambda: CLOCK())
 
     async def authorize(request: Request) -> Workspace:
         header = request.headers.get("authorization", "")
@@ -131,6 +149,14 @@ def profile_api_routes(components: Components) -> list[Route]:
         token = await cache.token(user) if user else None
         if token is None or token.role not in (PROFILE_ROLE, "owner"):
             raise ProfileApiError(401, "unauthorized", "the access token is not valid")
+        wait = limiter.wait_seconds(token.token_hash)
+        if wait > 0:
+            raise ProfileApiError(
+                429,
+                "too_many_requests",
+                f"this access token sent more than {rate:g} requests per second; retry after the Retry-After seconds",
+                retry_after=wait,
+            )
         space = await cache.space(request.path_params["space"])
         if space is None:
             raise ProfileApiError(404, "not_found", "Space was not found.")
@@ -164,7 +190,7 @@ def profile_api_routes(components: Components) -> list[Route]:
                     raise ProfileApiError(404, "not_found", "Profile was not found.")
                 response = json_response(body)
             except ProfileApiError as exc:
-                response = error_response(exc.status, exc.code, exc.message)
+                response = error_response(exc.status, exc.code, exc.message, exc.retry_after)
             except Unavailable as exc:
                 response = error_response(503, "unavailable", str(exc))
             metrics.profile_api_requests.labels(what, str(response.status_code)).inc()
@@ -216,6 +242,7 @@ def profile_api_routes(components: Components) -> list[Route]:
                 before=position if descending else None,
                 after=None if descending else position,
                 descending=descending,
+                accounts=row.collection == ACCOUNTS,
             )
             for e in chunk:
                 position = (e.ts, e.message_id)

@@ -8,10 +8,12 @@ from typing import Any
 import msgspec
 import yaml
 
+from eventyard.control import identity_apply, plan_apply, privacy_apply
 from eventyard.control.workspace_file import DestinationDecl, SourceDecl, WorkspaceFile
 from eventyard.spec.limits import Limits
 from eventyard.state.autoconnect import AUTO_CONNECT, connect_new_source, wants_every_source
 from eventyard.state.base import DeliveryPolicy, DestinationConfig, Source, StateStore
+from eventyard.unify.identity_service import IdentityService
 
 
 @dataclass
@@ -59,7 +61,7 @@ def _destination_changes(dest: DestinationDecl, old: DestinationConfig) -> list[
     return details + _field_diff(old.delivery, dest.delivery)
 
 
-async def plan(state: StateStore, desired: WorkspaceFile) -> list[Change]:
+async def plan(state: StateStore, desired: WorkspaceFile, identity: IdentityService | None = None) -> list[Change]:
     changes: list[Change] = []
     connections = {(c.source_id, c.destination_id): c for c in await state.list_connections()}
     for ws in desired.workspaces:
@@ -100,12 +102,15 @@ async def plan(state: StateStore, desired: WorkspaceFile) -> list[Change]:
                 changes.append(Change("create", "connection", label))
             elif existing.filters != conn.filters:
                 changes.append(Change("update", "connection", label, ["filters changed"]))
+        changes += [Change(*c) for c in await plan_apply.changes(state, current, ws)]
+        changes += [Change(*c) for c in await privacy_apply.changes(state, current, ws)]
+    changes += await identity_apply.plan(state, identity, desired)
     return changes
 
 
-async def apply(state: StateStore, desired: WorkspaceFile) -> list[Change]:
+async def apply(state: StateStore, desired: WorkspaceFile, identity: IdentityService | None = None) -> list[Change]:
     """Bring the state in line with the file; returns what changed (empty when in sync)."""
-    changes = await plan(state, desired)
+    changes = await plan(state, desired, identity)
     connections = {(c.source_id, c.destination_id): c for c in await state.list_connections()}
     for ws in desired.workspaces:
         current = await state.workspace_by_name(ws.name) or await state.create_workspace(ws.name)
@@ -151,6 +156,9 @@ async def apply(state: StateStore, desired: WorkspaceFile) -> list[Change]:
             existing = connections.get((s.id, d.id))
             if existing is None or existing.filters != conn.filters:
                 await state.set_connection(s.id, d.id, conn.filters)
+        await plan_apply.apply(state, current, ws, sources)
+        await privacy_apply.apply(state, current, ws)
+    await identity_apply.apply(state, identity, desired)
     return changes
 
 
@@ -169,7 +177,12 @@ def _auto_connected(ws: Any, current: dict[str, DestinationConfig]) -> list[str]
     return names
 
 
-async def export(state: StateStore, redact_settings: bool = True, only: set[str] | None = None) -> str:
+async def export(
+    state: StateStore,
+    redact_settings: bool = True,
+    only: set[str] | None = None,
+    identity: IdentityService | None = None,
+) -> str:
     """The whole configuration as a workspace file (secrets redacted unless asked not to);
     ``only``: just the workspaces with these ids."""
     from eventyard.destinations import registry
@@ -217,5 +230,8 @@ async def export(state: StateStore, redact_settings: bool = True, only: set[str]
                 | ({"filters": c.filters} if c.filters else {})
                 for c in conns
             ]
+        await plan_apply.export(state, ws, doc, sources)
+        await privacy_apply.export(state, ws, doc)
+        doc |= await identity_apply.exported(identity, ws.id)
         workspaces.append(doc)
     return yaml.safe_dump({"workspaces": workspaces}, sort_keys=False, allow_unicode=True)

@@ -33,8 +33,12 @@ from typing import Any
 import msgspec
 import yaml
 
+from eventyard.control import identity_apply, plan_apply, privacy_apply
 from eventyard.destinations import registry
 from eventyard.errors import ConfigError, ConfigFileError
+from eventyard.privacy.consent import ConsentConfig
+from eventyard.privacy.pii_rules import PiiConfig
+from eventyard.quality.plan_format import Attachment, TrackingPlan
 from eventyard.route.routing import build_actions, build_filters
 from eventyard.spec.limits import Limits
 from eventyard.state.base import DeliveryPolicy
@@ -47,6 +51,8 @@ class SourceDecl(msgspec.Struct, forbid_unknown_fields=True):
     write_key: str | None = None
     enabled: bool = True
     limits: Limits = Limits()
+    #: The tracking plan the source follows and how strictly (docs/tracking-plans.md).
+    tracking_plan: Attachment | None = None
 
     def __post_init__(self) -> None:
         if not re.match(_NAME, self.name):
@@ -83,6 +89,14 @@ class WorkspaceDecl(msgspec.Struct, forbid_unknown_fields=True):
     sources: list[SourceDecl] = []
     destinations: list[DestinationDecl] = []
     connections: list[ConnectionDecl] = []
+    #: Tracking plans in their JSON form (``name``, ``description``, ``rules``).
+    tracking_plans: list[TrackingPlan] = []
+    #: Identity resolution rules, the document of ``eventyard profile rules`` (control/identity_apply.py).
+    identity_rules: Any = None
+    #: Consent categories mapped to destinations (docs/privacy.md; control/privacy_apply.py).
+    consent: ConsentConfig | None = None
+    #: PII rules (docs/privacy.md).
+    pii: PiiConfig | None = None
 
     def __post_init__(self) -> None:
         if not re.match(_NAME, self.name):
@@ -209,6 +223,12 @@ def check(parsed: WorkspaceFile) -> tuple[str, str] | None:
                 build_filters(conn.filters)
             except ConfigError as exc:
                 return f"{at}.filters", str(exc)
+        if (problem := plan_apply.check(ws, w)) is not None:
+            return problem
+        if (problem := identity_apply.check(w, ws)) is not None:
+            return problem
+        if (problem := privacy_apply.check(w, ws)) is not None:
+            return problem
     return None
 
 

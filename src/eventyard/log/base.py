@@ -9,7 +9,7 @@ replay, deletion requests); ``read`` and ``latest`` never lease.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -99,6 +99,18 @@ class Transaction(msgspec.Struct):
     #: (record id, reason)
     dead: list[tuple[int, str]] = []
     trace: list[TraceEntry] = []
+
+
+class ForgetCount(msgspec.Struct, frozen=True):
+    """What ``EventLog.forget`` did to one topic."""
+
+    deleted: int = 0
+    rewritten: int = 0
+
+
+#: Given a record that holds a needle: its payload unchanged (keep), ``None`` (delete) or a
+#: new payload (rewrite). See ``EventLog.forget``.
+Rewrite = Callable[[LogRecord], bytes | None]
 
 
 class TraceCount(msgspec.Struct, frozen=True):
@@ -225,4 +237,31 @@ class EventLog(Protocol):
 
     async def purge_acked(self, older_than: float) -> int:
         """Delete acked records appended before ``older_than``; returns how many."""
+        ...
+
+    async def forget(self, needles: Sequence[bytes], rewrite: Rewrite) -> dict[str, ForgetCount]:
+        """Erase a subject's data from every topic (regulations); per topic, what was done.
+
+        Every record of every topic, whatever its state (live, leased, waiting for a retry,
+        dead-lettered, or acked and kept for the retention), whose payload contains at least
+        one of ``needles`` as a byte substring is passed to ``rewrite`` (as a ``LogRecord``);
+        records that hold no needle are not passed. ``rewrite`` answers:
+
+        * the record's payload, unchanged (equal bytes): the record stays as it is;
+        * ``None``: the record is deleted, in whatever state it is: a live record is never
+          leased again, a lease on it ends (its ack, retry or dead-letter then changes
+          nothing), a dead letter is gone, and ``read``/``latest`` no longer return it;
+        * other bytes: the record's payload becomes those bytes; its id, topic, key,
+          ``appended_at``, state, due time and attempts stay. (A backend that cannot change a
+          stored payload in place may delete it and append the new payload instead, with the
+          same key and state; it must say so in its docstring.)
+
+        ``rewrite`` is pure and cheap and may be called more than once for the same record.
+        Only records whose ``rewrite`` answered ``None`` or different bytes are counted, in
+        ``ForgetCount.deleted`` and ``ForgetCount.rewritten``; topics with neither are left
+        out of the answer. Trace entries are not changed (they hold message ids, steps and
+        reason codes, no event data). Records appended while ``forget`` runs may be missed:
+        suppress the subject first. Raises ``Unavailable`` when the backend cannot be
+        reached; running ``forget`` again then completes the work (it is idempotent).
+        """
         ...

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 
 import msgspec
 
-from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats, TraceCount, TraceEntry, Transaction
+from eventyard.log.base import (
+    DeadRecord,
+    ForgetCount,
+    LeasedRecord,
+    LogRecord,
+    Rewrite,
+    TopicStats,
+    TraceCount,
+    TraceEntry,
+    Transaction,
+)
 
 
 @dataclass
@@ -191,3 +201,21 @@ class MemoryEventLog:
         for i in gone:
             del self._rows[i]
         return len(gone)
+
+    async def forget(self, needles: Sequence[bytes], rewrite: Rewrite) -> dict[str, ForgetCount]:
+        counts: dict[str, ForgetCount] = {}
+        for rid in sorted(self._rows):
+            r = self._rows[rid]
+            if not any(n in r.payload for n in needles):
+                continue
+            new = rewrite(LogRecord(r.id, r.topic, r.key, r.payload, r.appended_at))
+            if new is not None and new == r.payload:
+                continue
+            done = counts.get(r.topic, ForgetCount())
+            if new is None:
+                del self._rows[rid]
+                counts[r.topic] = ForgetCount(done.deleted + 1, done.rewritten)
+            else:
+                r.payload = bytes(new)
+                counts[r.topic] = ForgetCount(done.deleted, done.rewritten + 1)
+        return counts

@@ -29,7 +29,17 @@ from typing import Any
 import msgspec
 
 from eventyard.errors import Unavailable
-from eventyard.log.base import DeadRecord, LeasedRecord, LogRecord, TopicStats, TraceCount, TraceEntry, Transaction
+from eventyard.log.base import (
+    DeadRecord,
+    ForgetCount,
+    LeasedRecord,
+    LogRecord,
+    Rewrite,
+    TopicStats,
+    TraceCount,
+    TraceEntry,
+    Transaction,
+)
 from eventyard.log.sqlite_schema import COUNT_SECONDS, LATENCY_SECONDS, bin_value, create_or_upgrade
 from eventyard.log.sqlite_writer import Append, Writer, insert_records, translate
 from eventyard.log.trace_rows import TraceWrite, unpack
@@ -92,6 +102,8 @@ _WAITING_BOUND = (
 _RESCHEDULE = (
     "UPDATE queue SET available_at = ? WHERE topic = ? AND state = 0 AND lease_owner IS NULL AND id > ? AND id <= ?"
 )
+#: Matching records ``forget`` reads and changes per write transaction.
+FORGET_STEP = 500
 #: Records ``reschedule_waiting`` changes per transaction.
 RESCHEDULE_STEP = 50_000
 #: Leased record ids remembered with their topic (for the backlog estimate) at most.
@@ -526,6 +538,64 @@ class SQLiteEventLog:
             else:
                 hi = mid
         return max(0, lo - 1)
+
+    # ------------------------------------------------------------- regulations
+
+    async def forget(self, needles: Sequence[bytes], rewrite: Rewrite) -> dict[str, ForgetCount]:
+        """See ``EventLog.forget``: payloads are changed in place, a step of
+        ``FORGET_STEP`` matching records per write transaction (found by ``instr`` on the
+        stored bytes, a scan of ``records`` outside the writer thread)."""
+        if not needles:
+            return {}
+        match = " OR ".join("instr(r.payload, ?) > 0" for _ in needles)
+        sql = (
+            "SELECT r.id, r.topic, r.key, r.payload, r.appended_at, q.state FROM records r "
+            f"LEFT JOIN queue q ON q.id = r.id WHERE r.id > ? AND ({match}) ORDER BY r.id LIMIT ?"
+        )
+        blobs = [bytes(n) for n in needles]
+        counts: dict[str, ForgetCount] = {}
+        after = 0
+        while True:
+            rows = await self._read(sql, (after, *blobs, FORGET_STEP))
+            if not rows:
+                return counts
+            after = int(rows[-1][0])
+            gone: list[tuple[int, str, int | None]] = []
+            changed: list[tuple[bytes, int]] = []
+            for rid, topic, key, payload, appended_at, state in rows:
+                payload = bytes(payload)
+                new = rewrite(LogRecord(rid, topic, key, payload, appended_at))
+                if new is None:
+                    gone.append((rid, topic, state))
+                elif new != payload:
+                    changed.append((bytes(new), rid))
+                else:
+                    continue
+                done = counts.get(topic, ForgetCount())
+                counts[topic] = (
+                    ForgetCount(done.deleted + 1, done.rewritten)
+                    if new is None
+                    else ForgetCount(done.deleted, done.rewritten + 1)
+                )
+            if gone or changed:
+                await self._apply_forget(gone, changed)
+
+    async def _apply_forget(self, gone: list[tuple[int, str, int | None]], changed: list[tuple[bytes, int]]) -> None:
+        ids = _ids([rid for rid, _, _ in gone])
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM queue WHERE id IN (SELECT value FROM json_each(?))", (ids,))
+            deleted = conn.execute("DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))", (ids,)).rowcount
+            conn.executemany("UPDATE records SET payload = ? WHERE id = ?", changed)
+            return int(deleted)
+
+        await self._write(run)
+        live: dict[str, int] = {}
+        for rid, topic, state in gone:
+            self._leased.pop(rid, None)
+            if state == 0:
+                live[topic] = live.get(topic, 0) + 1
+        self._adjust_backlog(live, -1)
 
     def disk_bytes(self) -> int:
         """Size of the log's files on disk (database and write-ahead log)."""

@@ -12,7 +12,8 @@ Names (all prefixed ``eventyard_``):
 - ``log_backlog{topic}``: records not yet processed, read when scraped;
 - ``log_disk_bytes``: size of the embedded log on disk, read when scraped;
 - ``identity_*`` and ``profile_api_requests_total``: identity resolution and the Profile API
-  (see ``docs/identity.md``).
+  (see ``docs/identity.md``);
+- ``audit_write_failures_total{kind}``: audit entries that could not be written (docs/audit.md).
 """
 
 from __future__ import annotations
@@ -175,6 +176,13 @@ class Metrics:
             "eventyard_profile_api_requests",
             "Profile API requests, by endpoint and status code",
             ["endpoint", "status"],
+            registry=self.registry,
+        )
+
+        self.audit_write_failures = Counter(
+            "eventyard_audit_write_failures",
+            "Audit entries that could not be written, by kind (change, read); see docs/audit.md",
+            ["kind"],
             registry=self.registry,
         )
 

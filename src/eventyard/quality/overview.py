@@ -18,6 +18,13 @@ from eventyard.log import topics
 from eventyard.log.base import EventLog
 from eventyard.state.base import StateStore
 
+#: What the delivery overview calls some filter reasons, in Segment's words where it has them.
+FILTER_LABELS = {
+    "consent": "Filtered by end user consent",
+    "pii_blocked": "Blocked by a PII rule",
+    "integrations": "Filtered by the integrations object",
+}
+
 
 def percentile(values: list[tuple[float, int]], p: float) -> float | None:
     """The ``p``-th percentile of ``(value, count)`` pairs in ascending value."""
@@ -78,6 +85,7 @@ async def destination_overview(
                 "enabled": dest.enabled,
                 "health": {"status": h.status, "reason": h.reason, "since": h.since} if h else {"status": "healthy"},
                 "totals": {**totals, "received": totals["queued"] + sum(totals["filtered"].values())},
+                "filtered_labels": {r: FILTER_LABELS[r] for r in totals["filtered"] if r in FILTER_LABELS},
                 "queue": {
                     "ready": stats.ready,
                     "in_flight": stats.leased,

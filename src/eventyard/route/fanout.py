@@ -4,10 +4,14 @@ For each event and each destination connected to its source, in this order:
 
 1. the destination is enabled (else ``destination_disabled``);
 2. the destination takes the event type (else ``unsupported_type``);
-3. the ``integrations`` object allows it (else ``integrations``);
-4. the connection's filters keep it (else ``filter`` or ``sample``; they may also remove
+3. the end user consented to the destination's consent categories (else ``consent``; see
+   ``privacy.consent``);
+4. the ``integrations`` object allows it (else ``integrations``);
+5. the PII rules' per-destination overrides are applied (``route.pii_transform``; a ``block``
+   override holds the event back with ``pii_blocked``);
+6. the connection's filters keep it (else ``filter`` or ``sample``; they may also remove
    properties);
-5. with mappings configured, one action's trigger matches (else ``mapping_trigger``) and its
+7. with mappings configured, one action's trigger matches (else ``mapping_trigger``) and its
    mapping shapes the payload.
 
 A kept event becomes one delivery job in the destination's queue; every decision becomes a
@@ -19,8 +23,9 @@ from __future__ import annotations
 from typing import Any
 
 from eventyard.log.base import TraceEntry, Transaction
+from eventyard.privacy.consent import blocked_by
 from eventyard.quality.metrics import Metrics
-from eventyard.route import jobs
+from eventyard.route import jobs, pii_transform
 from eventyard.route.routing import Route, RoutingTable
 from eventyard.spec.pipeline import PipelineEvent
 
@@ -50,8 +55,17 @@ def decide(route: Route, item: PipelineEvent) -> tuple[jobs.Job | None, str, str
     kind = event.get("type")
     if kind not in route.capabilities.event_types:
         return None, "unsupported_type", f"{config.type} does not take {kind} events"
+    if route.consent is not None:
+        denied = blocked_by(event, route.consent)
+        if denied is not None:
+            return None, "consent", denied
     if not integrations_allow(event, route.integration_names):
         return None, "integrations", "blocked by the event's integrations object"
+    if item.pii is not None:
+        governed, why = pii_transform.for_destination(event, item.pii, config.id)
+        if governed is None:
+            return None, pii_transform.REASON, why
+        event = governed
     if route.filters is not None:
         kept, reason, detail = route.filters.apply(event)
         if kept is None:

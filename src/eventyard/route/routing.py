@@ -16,6 +16,8 @@ from eventyard.destinations import registry
 from eventyard.destinations.base import Capabilities
 from eventyard.errors import ConfigError
 from eventyard.log import topics
+from eventyard.privacy.consent import DestinationConsent
+from eventyard.route import consent
 from eventyard.route.filters import CompiledFilter, apply_filters, compile_filters
 from eventyard.route.mapping import compile_action_set
 from eventyard.state.base import DestinationConfig, StateStore
@@ -46,6 +48,8 @@ class Route:
     #: Why this route cannot be used as configured (the destination does not load, or its
     #: filters or mappings no longer compile): events are held back with ``config_error``.
     broken: str | None = None
+    #: The consent categories the destination needs (``route.consent``); ``None``: none.
+    consent: DestinationConsent | None = None
     #: The destination's delivery queue.
     topic: str = field(init=False)
 
@@ -122,4 +126,5 @@ class RoutingTable:
             except ConfigError as exc:
                 route.broken = route.broken or f"filters of this connection do not compile: {exc}"
             routes.by_source.setdefault(conn.source_id, []).append(route)
+        await consent.attach(self.state, routes)
         return routes

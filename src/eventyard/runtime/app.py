@@ -11,7 +11,7 @@ from eventyard.runtime.settings import Settings
 def create_app(settings: Settings, components: Components | None = None) -> CollectApp:
     components = components or build(settings)
     control = create_control_app(components)
-    return CollectApp(
+    app = CollectApp(
         log=components.log,
         sources=components.sources,
         metrics=components.metrics,
@@ -20,3 +20,5 @@ def create_app(settings: Settings, components: Components | None = None) -> Coll
         trust_forwarded_for=settings.trust_forwarded_for,
         public_url=settings.public_url,
     )
+    app.ingestor.suppressions = components.suppressions  # suppressed users' events are refused
+    return app

@@ -26,26 +26,32 @@ class Bootstrap:
     token_file: Path
 
 
-async def ensure_defaults(state: StateStore, data_dir: Path, preset_token: str | None) -> Bootstrap:
+async def ensure_defaults(
+    state: StateStore, data_dir: Path, preset_token: str | None, warehouse: bool = True
+) -> Bootstrap:
+    """``warehouse=False`` (the scale-out deployment) creates no embedded DuckDB warehouse: a
+    DuckDB file belongs to one machine, while route processes run on several."""
     created = False
     workspaces = await state.list_workspaces()
     if not workspaces:
         ws = await state.create_workspace("default")
         source = await state.create_source(ws.id, "default")
-        # The embedded warehouse: every event of every source, queryable at once. The default
-        # source's schema is named explicitly (``default`` is an SQL keyword); sources created
-        # later join it on their own (``auto_connect``), each in the schema of its name.
-        warehouse = await state.create_destination(
-            ws.id,
-            WAREHOUSE_NAME,
-            "duckdb",
-            settings={
-                "path": str(data_dir / WAREHOUSE_FILE),
-                "schemas": {source.id: WAREHOUSE_SCHEMA},
-                "auto_connect": True,
-            },
-        )
-        await state.set_connection(source.id, warehouse.id)
+        if warehouse:
+            # The embedded warehouse: every event of every source, queryable at once. The
+            # default source's schema is named explicitly (``default`` is an SQL keyword);
+            # sources created later join it on their own (``auto_connect``), each in the schema
+            # of its name.
+            duckdb = await state.create_destination(
+                ws.id,
+                WAREHOUSE_NAME,
+                "duckdb",
+                settings={
+                    "path": str(data_dir / WAREHOUSE_FILE),
+                    "schemas": {source.id: WAREHOUSE_SCHEMA},
+                    "auto_connect": True,
+                },
+            )
+            await state.set_connection(source.id, duckdb.id)
         workspaces = [ws]
         created = True
     token_file = data_dir / ADMIN_TOKEN_FILE

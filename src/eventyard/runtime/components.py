@@ -14,20 +14,20 @@ from eventyard.collect.sources import SourceDirectory
 from eventyard.destinations.base import reset_services, use_services
 from eventyard.log import topics
 from eventyard.log.base import EventLog
-from eventyard.log.sqlite import SQLiteEventLog
+from eventyard.privacy.service import start_regulations
+from eventyard.privacy.suppression import SuppressionList
 from eventyard.quality.metrics import Metrics
 from eventyard.route.fanout import Fanout
+from eventyard.route.identity_feed import IdentityFeed
 from eventyard.route.manager import DeliveryManager
 from eventyard.route.routing import RoutingTable
+from eventyard.runtime import backends
 from eventyard.runtime.services import ServerServices
 from eventyard.runtime.settings import Settings
 from eventyard.state.base import StateStore
-from eventyard.state.identity_base import IdentityStore
-from eventyard.state.identity_postgres import PostgresIdentityStore, split_url
-from eventyard.state.identity_sqlite import SQLiteIdentityStore
-from eventyard.state.sqlite import SQLiteStateStore
 from eventyard.unify.context import StageContext
 from eventyard.unify.identity_service import IdentityService
+from eventyard.unify.pii import flush_findings
 from eventyard.unify.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
@@ -37,23 +37,11 @@ def backlog_topics(event_log: EventLog) -> list[str]:
     return sorted({topics.INGEST, *(t for t in event_log.backlog_topics() if t.startswith(topics.DELIVER_PREFIX))})
 
 
-def make_log(settings: Settings) -> EventLog:
-    return SQLiteEventLog(settings.log_path(), synchronous=settings.log_synchronous)
-
-
-def make_state(settings: Settings) -> StateStore:
-    return SQLiteStateStore(settings.state_path())
-
-
-def make_identity_store(settings: Settings) -> IdentityStore:
-    """The identity graph's store: the state database file unless ``identity_store`` names one."""
-    url = settings.identity_store
-    if url.startswith(("postgresql://", "postgres://")):
-        dsn, schema = split_url(url)
-        return PostgresIdentityStore(dsn, schema)
-    if url.startswith("sqlite:///"):
-        return SQLiteIdentityStore(url[len("sqlite:///") :])
-    return SQLiteIdentityStore(settings.state_path())
+# The backends are picked from the ``log`` / ``state`` URLs in ``runtime.backends`` (SQLite,
+# or NATS JetStream + PostgreSQL for the scale-out deployment).
+make_log = backends.make_log
+make_state = backends.make_state
+make_identity_store = backends.make_identity_store
 
 
 @dataclass
@@ -69,6 +57,8 @@ class Components:
     delivery: DeliveryManager | None = None
     #: Identity graph and profiles (unify stages and the Profile API).
     identity: IdentityService | None = None
+    #: Suppressed users (collect refuses their events; the unify stage drops stored ones).
+    suppressions: SuppressionList | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -77,6 +67,8 @@ class Components:
         await self.state.start()
         await self.log.start()
         await self.sources.start()
+        if self.suppressions is not None:
+            await self.suppressions.start()
         if self.identity is not None:
             await self.identity.start()
         self._stop = asyncio.Event()
@@ -88,6 +80,7 @@ class Components:
             ctx = StageContext(
                 self.state, dedupe_window_seconds=self.settings.dedupe_window_hours * 3600, identity=self.identity
             )
+            ctx.suppressions = self.suppressions
             runner = PipelineRunner(self.log, ctx, self.fanout, self.metrics, consumer)
             self._workers.append(asyncio.create_task(runner.run(self._stop), name="eventyard-pipeline"))
         if "route" in self.settings.roles:
@@ -98,6 +91,16 @@ class Components:
             token = use_services(ServerServices(self.state, self.log, self.metrics))
             try:
                 self._workers.append(asyncio.create_task(manager.run(self._stop), name="eventyard-delivery"))
+                identity_store = self.identity.store if self.identity is not None else None
+                data_path = self.settings.data_path
+                self._workers.append(  # deletions and suppressions (docs/privacy.md)
+                    start_regulations(self.state, self.log, identity_store, manager, data_path, self._stop)
+                )
+                if self.identity is not None:  # the warehouses' identity tables (docs/identity.md)
+                    feed = IdentityFeed(
+                        self.identity.store, lambda: [(r.config, r.destination) for r in manager.running.values()]
+                    )
+                    self._workers.append(asyncio.create_task(feed.run(self._stop), name="eventyard-identity-feed"))
             finally:
                 reset_services(token)
 
@@ -116,9 +119,13 @@ class Components:
                 await task
         self._tasks.clear()
         await self.sources.close()
+        if self.suppressions is not None:
+            await self.suppressions.close()
         if self.identity is not None:
             await self.identity.close()
         await self.log.close()
+        with contextlib.suppress(Exception):  # the PII report's last counts (unify.pii)
+            await flush_findings(self.state)
         await self.state.close()
 
     async def _housekeeping(self) -> None:
@@ -157,4 +164,14 @@ def build(settings: Settings) -> Components:
         retention_seconds=settings.profile_events_retention_days * 86400,
     )
     fanout = Fanout(routing, metrics)
-    return Components(settings, event_log, state, metrics, SourceDirectory(state), routing, fanout, identity=identity)
+    return Components(
+        settings,
+        event_log,
+        state,
+        metrics,
+        SourceDirectory(state),
+        routing,
+        fanout,
+        identity=identity,
+        suppressions=SuppressionList(state),
+    )

@@ -8,6 +8,7 @@ file and in the environment alike; the admin token never appears in a repr or a 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ import yaml
 from eventyard.errors import ConfigError
 
 ENV_PREFIX = "EVENTYARD_"
+ALL_ROLES = ("collect", "unify", "route", "control")
+#: The password in ``scheme://user:password@host`` (redacted in reprs).
+_PASSWORD = re.compile(r"://([^:/@]+):[^@/]+@")
 #: Environment variables that are not settings themselves.
 _ENV_NOT_SETTINGS = frozenset({"EVENTYARD_CONFIG"})
 
@@ -27,9 +31,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     data_dir: str = "eventyard-data"
     host: str = "127.0.0.1"
     port: int = 8080
-    #: Log backend URL; empty means SQLite in the data directory (``sqlite:///path`` also works).
+    #: Log backend URL; empty means SQLite in the data directory (``sqlite:///path`` also works);
+    #: ``nats://host:4222[,nats://...][?prefix=eventyard&replicas=3]`` is NATS JetStream (scale-out).
     log: str = ""
-    #: State store URL; empty means SQLite in the data directory.
+    #: State store URL; empty means SQLite in the data directory;
+    #: ``postgresql://user@host:5432/db[?schema=eventyard]`` is PostgreSQL (scale-out).
     state: str = ""
     #: Preset admin token (otherwise one is generated on first start).
     admin_token: str | None = None
@@ -47,13 +53,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: str = "info"
     #: messageId deduplication window per source.
     dedupe_window_hours: float = 24.0
-    #: What this process runs: any of collect, unify, route (control always runs).
-    roles: tuple[str, ...] = ("collect", "unify", "route")
+    #: What this process runs: any of collect, unify, route, control (``all``: every role).
+    #: In the environment and config file also a comma list (``collect,route``).
+    roles: tuple[str, ...] = ALL_ROLES
     #: Identity graph and profiles: empty = inside the state store's SQLite file;
     #: ``postgresql://user@host/db?schema=name`` = PostgreSQL (schema ``eventyard_identity`` by default).
     identity_store: str = ""
     #: How long each profile's event history is kept (0 = keep none).
     profile_events_retention_days: float = 30.0
+    #: Profile API requests per second per access token (bursts of twice that); 0 = no limit.
+    profile_api_rate_limit_per_second: float = 100.0
     #: Control API requests per second per token (bursts of twice that); 0 = no limit.
     admin_rate_limit_per_second: float = 50.0
 
@@ -64,9 +73,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("`backlog_limit` must be positive")
         if self.log_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("`log_synchronous` must be FULL, NORMAL or EXTRA")
-        unknown = set(self.roles) - {"collect", "unify", "route", "control"}
+        unknown = set(self.roles) - set(ALL_ROLES)
         if unknown:
-            raise ValueError(f"unknown role(s) {sorted(unknown)}; use collect, unify, route, control")
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; use collect, unify, route, control or all")
+        if not self.roles:
+            raise ValueError("`roles` is empty; name at least one of collect, unify, route, control or all")
         if self.dedupe_window_hours <= 0:
             raise ValueError("`dedupe_window_hours` must be positive")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
@@ -75,6 +86,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("`admin_rate_limit_per_second` cannot be negative")
         if self.profile_events_retention_days < 0:
             raise ValueError("`profile_events_retention_days` cannot be negative")
+        if self.profile_api_rate_limit_per_second < 0:
+            raise ValueError("`profile_api_rate_limit_per_second` cannot be negative")
         if self.identity_store and not self.identity_store.startswith(("postgresql://", "postgres://", "sqlite:///")):
             raise ValueError("`identity_store` must be empty, sqlite:///path or postgresql://...")
 
@@ -84,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if name == "admin_token" and value is not None:
                 value = "***"
+            elif name in ("log", "state", "identity_store") and value:
+                value = _PASSWORD.sub(r"://\1:***@", value)
             fields.append(f"{name}={value!r}")
         return f"Settings({', '.join(fields)})"
 
@@ -150,7 +165,25 @@ def load_settings(
         merged.update(_read_file(Path(file)))
     merged.update(_from_env(env))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if "roles" in merged:
+        merged["roles"] = parse_roles(merged["roles"])
     try:
         return msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def parse_roles(value: object) -> tuple[str, ...]:
+    """``"collect,unify"``, ``["collect", "route"]`` or ``"all"`` -> the roles, in a fixed order."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"`roles` must be a list or a comma-separated string, got {value!r}")
+    names = {str(item).strip().lower() for item in items if str(item).strip()}
+    if "all" in names:
+        names = (names - {"all"}) | set(ALL_ROLES)
+    unknown = names - set(ALL_ROLES)
+    if unknown:
+        raise ConfigError(f"unknown role(s) {sorted(unknown)}; use collect, unify, route, control or all")
+    if not names:
+        raise ConfigError("`roles` is empty; name at least one of collect, unify, route, control or all")
+    return tuple(r for r in ALL_ROLES if r in names)

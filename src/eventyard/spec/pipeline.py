@@ -18,6 +18,9 @@ class PipelineEvent(msgspec.Struct):
     received: float
     #: Position of the event in its record (a record holds the accepted events of one request).
     index: int = 0
+    #: Fields some destinations get in another form (set by the PII stage, ``unify.pii``;
+    #: applied per destination by ``route.pii_transform``); ``None`` for most events.
+    pii: Any = None
 
     @property
     def position(self) -> int:
@@ -42,7 +45,20 @@ class Failed(msgspec.Struct, frozen=True):
     error: str
 
 
+class Emitted(msgspec.Struct, frozen=True):
+    """A new event a stage makes (a blocked event forwarded to a quarantine source, a
+    ``Violation Generated`` report): appended to the ingest log under ``source_id`` in the
+    same commit as the batch's outcome, so it goes through the pipeline as that source's."""
+
+    source_id: str
+    #: A normalized event (with ``messageId``, ``receivedAt``, ...).
+    event: dict[str, Any]
+    #: The ingest record of the event that caused it: held back with it when that fails.
+    record_id: int
+
+
 class StageResult(msgspec.Struct):
     kept: list[PipelineEvent]
     dropped: list[Dropped] = []
     failed: list[Failed] = []
+    emitted: list[Emitted] = []

@@ -173,6 +173,65 @@ class Suppression(msgspec.Struct, frozen=True):
     created_at: float
 
 
+#: Violation counts are kept per bucket of this many seconds (``record_violations``).
+VIOLATION_BUCKET_SECONDS = 300.0
+
+
+class ViolationCount(msgspec.Struct, frozen=True):
+    """How often one kind of tracking-plan violation was seen at about ``at`` (a Unix time).
+
+    The tracking-plan stage adds these up per batch; the store keeps them per
+    ``VIOLATION_BUCKET_SECONDS`` bucket of ``at``.
+    """
+
+    workspace_id: str
+    source_id: str
+    #: The tracking plan's name.
+    plan: str
+    #: ``track``, ``identify``, ``group``, ``page``, ``screen`` or ``alias``.
+    event_type: str
+    #: The track event's (or page's, screen's) name; ``""`` for the others.
+    event_name: str
+    #: Where: ``properties.total``, ``traits.email``, ``""`` for the event as a whole.
+    field: str
+    #: ``Required``, ``Type``, ``Value`` or ``Unplanned``.
+    violation_type: str
+    count: int
+    at: float
+    #: One example of what was wrong, for people.
+    description: str = ""
+
+
+class ViolationSummary(msgspec.Struct, frozen=True):
+    """The counts of one kind of violation over the last hour, 24 hours and 7 days."""
+
+    source_id: str
+    plan: str
+    event_type: str
+    event_name: str
+    field: str
+    violation_type: str
+    description: str
+    last_seen: float
+    count_1h: int
+    count_24h: int
+    count_7d: int
+
+
+class PiiFinding(msgspec.Struct, frozen=True):
+    """How often a field of one source's events held one kind of PII (the PII report)."""
+
+    workspace_id: str
+    source_id: str
+    #: ``properties.email``, ``context.traits.phone``, ``properties.items.$.card``.
+    path: str
+    #: ``email``, ``phone``, ``card``, ``national_id``, ``ip`` or ``declared`` (a path rule).
+    kind: str
+    count: int
+    first_seen: float
+    last_seen: float
+
+
 class StateStore(Protocol):
     """Configuration and long-lived state. Every change bumps ``config_version``."""
 
@@ -376,6 +435,41 @@ class StateStore(Protocol):
     async def remove_suppressions(self, workspace_id: str, subject_type: str, subject_ids: list[str]) -> int: ...
 
     async def list_suppressions(self, workspace_id: str | None = None) -> list[Suppression]: ...
+
+    # tracking-plan violation counts (not configuration: do not bump the version)
+
+    async def record_violations(self, counts: list[ViolationCount]) -> None:
+        """Add each count to its bucket (``at`` rounded down to ``VIOLATION_BUCKET_SECONDS``),
+        keyed by everything but ``count``, ``at`` and ``description``; the bucket keeps the
+        latest ``at`` as last seen and the latest description."""
+        ...
+
+    async def violation_summary(
+        self, workspace_id: str, now: float, *, plan: str | None = None, source_id: str | None = None
+    ) -> list[ViolationSummary]:
+        """One row per kind of violation seen in the 7 days before ``now`` (optionally of one plan
+        or source): counts of the buckets that start within 1 h, 24 h and 7 d before ``now``;
+        most recently seen first."""
+        ...
+
+    async def purge_violations(self, older_than: float) -> int:
+        """Delete buckets that start before ``older_than``; returns how many."""
+        ...
+
+    # PII findings for the PII report (not configuration: do not bump the version)
+
+    async def record_pii_findings(self, findings: list[PiiFinding]) -> None:
+        """Add each finding's count to its (workspace, source, path, kind) row, widening first
+        and last seen."""
+        ...
+
+    async def list_pii_findings(self, workspace_id: str | None, *, source_id: str | None = None) -> list[PiiFinding]:
+        """Every row (of one workspace, optionally one source), by source, path and kind."""
+        ...
+
+    async def clear_pii_findings(self, workspace_id: str, *, source_id: str | None = None) -> int:
+        """Forget the findings of a workspace (or one of its sources); returns how many rows."""
+        ...
 
 
 #: Store states that still have work to do.

@@ -222,6 +222,11 @@ class GraphTx(Protocol):
 
     def decisions_of(self, profile_ids: Sequence[str]) -> list[DecisionRow]: ...
 
+    def mark_noted(self, workspace_id: str, events: Sequence[tuple[int, str]], at: float) -> set[tuple[int, str]]:
+        """Mark events ``(log position, message id)`` whose refusals are being counted; returns
+        those not marked before (a batch run again counts nothing twice)."""
+        ...
+
     # events
     def insert_events(self, rows: Sequence[EventRow]) -> None:
         """Events already stored (same workspace, source and messageId) are left alone."""
@@ -238,8 +243,15 @@ class GraphTx(Protocol):
         after: tuple[float, str] | None = None,
         descending: bool = True,
         with_body: bool = True,
+        accounts: bool = False,
     ) -> list[EventRow]:
-        """Events of the profiles by (ts, message id); ``before``/``after`` are exclusive cursors."""
+        """Events of the profiles by (ts, message id); ``before``/``after`` are exclusive cursors.
+        ``accounts``: the profiles are account profiles (their group calls)."""
+        ...
+
+    def insert_account_events(self, rows: Sequence[tuple[str, str, str, str, float, float]]) -> None:
+        """(workspace, account profile, source id, message id, ts, received) of events that
+        belong to an account too (their bodies are the user's history rows)."""
         ...
 
     def move_events(self, workspace_id: str, keys: Sequence[tuple[str, str]], profile_id: str) -> None:
@@ -269,6 +281,48 @@ class GraphTx(Protocol):
 
     def counts(self, workspace_id: str) -> dict[str, int]:
         """Numbers of profiles (current), identifiers, merges and stored events."""
+        ...
+
+    # the outbox of graph changes (``state/identity_changes.py``)
+    def add_change(self, workspace_id: str, at: float, body: bytes) -> None:
+        """Write one change record, numbered after every record committed before."""
+        ...
+
+    def changes_after(self, workspace_id: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        """(seq, body) of the workspace's records after ``after``, oldest first."""
+        ...
+
+    def report_position(self, follower: str, position: int, at: float) -> None:
+        """A follower has loaded every record up to ``position`` (kept for purging). In a
+        durable transaction it flushes every commit before it too."""
+        ...
+
+    def last_change(self) -> int:
+        """The highest record number written so far (0 when none)."""
+        ...
+
+    def changes_purged_upto(self) -> int:
+        """Records up to this number may have been purged (0 when none were)."""
+        ...
+
+    def purge_changes(self, older_than: float, followers_since: float | None = None) -> int:
+        """Delete records older than ``older_than`` or loaded by every follower that reported
+        since ``followers_since`` (with none: older than ``followers_since``)."""
+        ...
+
+    def workspace_profiles(self, workspace_id: str) -> list[tuple[str, str, str | None, float]]: ...
+
+    def workspace_identifiers(self, workspace_id: str) -> list[tuple[str, str, str, str, str, float]]: ...
+
+    def workspace_merges(self, workspace_id: str) -> list[tuple[Any, ...]]: ...
+
+    # regulations
+    def forget_profiles(self, profile_ids: Sequence[str]) -> dict[str, int]:
+        """Delete every row about these profiles (regulations): the profiles, their traits,
+        sources, identifiers, stored events, merges into or out of them, decisions and links
+        on either side; rows deleted per kind (``profiles``, ``identifiers``, ``events``, ...).
+        Pass a profile together with the profiles merged into it (``members``). The outbox of
+        graph changes is left as it is (its records are purged by age)."""
         ...
 
 

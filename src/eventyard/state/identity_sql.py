@@ -12,7 +12,10 @@ from typing import Any
 
 import msgspec
 
+from eventyard.state.identity_accounts import AccountEventsSql
 from eventyard.state.identity_base import DecisionRow, EventRow, IdentifierRow, LinkRow, MergeRow, ProfileRow, Touch
+from eventyard.state.identity_changes import ChangesSql
+from eventyard.state.identity_noted import NotedSql
 
 #: The tables of the identity store. ``{REAL}``, ``{BLOB}``, ``{SERIAL}`` and ``{NOROWID}``
 #: are filled in per dialect. Version 1.
@@ -192,7 +195,7 @@ def _event(row: Sequence[Any], body: Any = b"") -> EventRow:
     )
 
 
-class SqlGraphTx:
+class SqlGraphTx(ChangesSql, AccountEventsSql, NotedSql):
     """The SQL of every primitive; subclasses run statements on their driver."""
 
     #: How a dialect spells ``least``/``greatest`` of two values.
@@ -560,7 +563,20 @@ class SqlGraphTx:
         after: tuple[float, str] | None = None,
         descending: bool = True,
         with_body: bool = True,
+        accounts: bool = False,
     ) -> list[EventRow]:
+        if accounts:
+            found = self.account_event_rows(
+                profile_ids,
+                start=start,
+                end=end,
+                limit=limit,
+                before=before,
+                after=after,
+                descending=descending,
+                with_body=with_body,
+            )
+            return [_event(r, r[9] if with_body else b"") for r in found]
         if not profile_ids:
             return []
         where = ["profile_id {in}"]
@@ -648,4 +664,28 @@ class SqlGraphTx:
             "identifiers": one("SELECT count(*) FROM idn_identifiers WHERE workspace_id = ?"),
             "merges": one("SELECT count(*) FROM idn_merges WHERE workspace_id = ? AND undone_at IS NULL"),
             "events": one("SELECT count(*) FROM idn_events WHERE workspace_id = ?"),
+        }
+
+    # ------------------------------------------------------------- regulations
+
+    def forget_profiles(self, profile_ids: Sequence[str]) -> dict[str, int]:
+        """Delete every row about these profiles (see ``GraphTx.forget_profiles``)."""
+        ids = list(profile_ids)
+        if not ids:
+            return {}
+
+        def gone(sql: str) -> int:
+            return self._x_in(sql, (), ids)
+
+        return {
+            "events": gone("DELETE FROM idn_events WHERE profile_id {in}"),
+            "identifiers": gone("DELETE FROM idn_identifiers WHERE profile_id {in}"),
+            "traits": gone("DELETE FROM idn_profile_traits WHERE profile_id {in}"),
+            "sources": gone("DELETE FROM idn_profile_sources WHERE profile_id {in}"),
+            "merges": gone("DELETE FROM idn_merges WHERE into_profile {in}")
+            + gone("DELETE FROM idn_merges WHERE from_profile {in}"),
+            "decisions": gone("DELETE FROM idn_decisions WHERE profile_id {in}"),
+            "links": gone("DELETE FROM idn_links WHERE user_profile {in}")
+            + gone("DELETE FROM idn_links WHERE account_profile {in}"),
+            "profiles": gone("DELETE FROM idn_profiles WHERE id {in}"),
         }

@@ -20,7 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eventyard.errors import Unavailable
+from eventyard.state.identity_accounts import SCHEMA_V3
 from eventyard.state.identity_base import GraphTx
+from eventyard.state.identity_changes import SCHEMA_V2
+from eventyard.state.identity_noted import SCHEMA_V4
 from eventyard.state.identity_sql import SCHEMA_V1, SqlGraphTx
 
 T = TypeVar("T")
@@ -37,6 +40,9 @@ MIGRATIONS: list[tuple[int, str]] = [
             REAL="REAL", BLOB="BLOB", SERIAL="INTEGER PRIMARY KEY AUTOINCREMENT", NOROWID=" WITHOUT ROWID"
         ),
     ),
+    (2, SCHEMA_V2.format(REAL="REAL", BLOB="BLOB", SERIAL="INTEGER PRIMARY KEY AUTOINCREMENT")),
+    (3, SCHEMA_V3.format(REAL="REAL")),
+    (4, SCHEMA_V4.format(REAL="REAL")),
 ]
 
 
@@ -80,6 +86,8 @@ class SQLiteGraphTx(SqlGraphTx):
             "DELETE FROM idn_decisions WHERE rowid IN (SELECT rowid FROM idn_decisions WHERE at < ? LIMIT ?)",
             (older_than, limit),
         )
+        n += self.purge_account_events(older_than)
+        self.purge_noted(older_than)
         return n
 
 

@@ -122,4 +122,39 @@ SQLITE: list[tuple[int, str]] = [
         )
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE plan_violations (
+            workspace_id TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            event_name TEXT NOT NULL,
+            field TEXT NOT NULL,
+            violation_type TEXT NOT NULL,
+            bucket REAL NOT NULL,
+            count INTEGER NOT NULL,
+            last_seen REAL NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (workspace_id, source_id, plan, event_type, event_name, field, violation_type, bucket)
+        );
+        CREATE INDEX plan_violations_bucket ON plan_violations (bucket)
+        """,
+    ),
+    (
+        5,
+        """
+        CREATE TABLE pii_findings (
+            workspace_id TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            PRIMARY KEY (workspace_id, source_id, path, kind)
+        )
+        """,
+    ),
 ]

@@ -15,6 +15,8 @@ import msgspec
 from eventyard.errors import NotFound, Terminal, Unavailable
 from eventyard.spec.limits import Limits
 from eventyard.state import governance_sqlite as gov
+from eventyard.state import pii_sqlite
+from eventyard.state import violations_sqlite as violations
 from eventyard.state.base import (
     AuditEntry,
     Connection,
@@ -22,10 +24,13 @@ from eventyard.state.base import (
     DestinationConfig,
     DestinationHealth,
     Document,
+    PiiFinding,
     Regulation,
     Source,
     Suppression,
     Token,
+    ViolationCount,
+    ViolationSummary,
     Workspace,
 )
 from eventyard.state.ids import new_id, new_write_key
@@ -630,3 +635,29 @@ class SQLiteStateStore:
 
     async def list_suppressions(self, workspace_id: str | None = None) -> list[Suppression]:
         return await self._run(lambda c: gov.list_suppressions(c, workspace_id))
+
+    # ------------------------------------------------------------------- violations
+
+    async def record_violations(self, counts: list[ViolationCount]) -> None:
+        if counts:
+            await self._run(lambda c: violations.record(c, counts), write=True, bump=False)
+
+    async def violation_summary(
+        self, workspace_id: str, now: float, *, plan: str | None = None, source_id: str | None = None
+    ) -> list[ViolationSummary]:
+        return await self._run(lambda c: violations.summary(c, workspace_id, now, plan, source_id))
+
+    async def purge_violations(self, older_than: float) -> int:
+        return await self._run(lambda c: violations.purge(c, older_than), write=True, bump=False)
+
+    # ------------------------------------------------------------------- PII findings
+
+    async def record_pii_findings(self, findings: list[PiiFinding]) -> None:
+        if findings:
+            await self._run(lambda c: pii_sqlite.record(c, findings), write=True, bump=False)
+
+    async def list_pii_findings(self, workspace_id: str | None, *, source_id: str | None = None) -> list[PiiFinding]:
+        return await self._run(lambda c: pii_sqlite.list_findings(c, workspace_id, source_id))
+
+    async def clear_pii_findings(self, workspace_id: str, *, source_id: str | None = None) -> int:
+        return await self._run(lambda c: pii_sqlite.clear(c, workspace_id, source_id), write=True, bump=False)

@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from eventyard.privacy.suppression import SuppressionList
 from eventyard.state.base import StateStore
 from eventyard.unify.identity_service import IdentityService
+from eventyard.unify.plan_table import PlanTable
 
 
 @dataclass
@@ -19,3 +21,7 @@ class StageContext:
     #: Identity resolution and profiles; without it the identity and profiles stages pass
     #: events through unchanged.
     identity: IdentityService | None = None
+    #: Suppressed users (``privacy.suppression``); without it the suppression stage passes all.
+    suppressions: SuppressionList | None = None
+    #: Sources' tracking plans, compiled; reloaded when the configuration version moves.
+    tracking_plans: PlanTable = field(default_factory=PlanTable)

@@ -25,8 +25,9 @@ they are counted and explained instead of vanishing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from eventyard.unify.identity_rules import ACCOUNTS, USERS, IdentityRules
 
@@ -41,18 +42,18 @@ _MERGE_TYPES = {
 }
 
 
-@dataclass
-class Extracted:
-    """What an event says about who it is."""
+class Extracted(msgspec.Struct):
+    """What an event says about who it is (a Struct: made once per event, about twice as fast
+    to create as a dataclass with list defaults)."""
 
     #: Identifier keys of the user profile, highest priority first.
-    users: list[str] = field(default_factory=list)
+    users: list[str] = []
     #: Identifier keys of the account profile (group calls), highest priority first.
-    accounts: list[str] = field(default_factory=list)
+    accounts: list[str] = []
     #: An alias call's ``previousId``: a user_id if the graph knows it as one, else an anonymous_id.
     previous_id: str | None = None
     #: ``(key, reason)`` of values that were not accepted as identifiers.
-    blocked: list[tuple[str, str]] = field(default_factory=list)
+    blocked: list[tuple[str, str]] = []
 
 
 def key(type_: str, value: str) -> str:

@@ -66,11 +66,23 @@ def prepare(
         rule = ALIAS if kind == "alias" else MERGE if kind == "merge" else SHARED_IDENTIFIER
         ts = event_time(item)
         requests.append(
-            Request(USERS, found.users, item.message_id, item.source_id, ts, rule, found.previous_id, found.blocked)
+            Request(
+                USERS,
+                found.users,
+                item.message_id,
+                item.source_id,
+                ts,
+                rule,
+                found.previous_id,
+                found.blocked,
+                item.position,
+            )
         )
         owners.append((position, False))
         if found.accounts:
-            requests.append(Request(ACCOUNTS, found.accounts, item.message_id, item.source_id, ts, rule))
+            requests.append(
+                Request(ACCOUNTS, found.accounts, item.message_id, item.source_id, ts, rule, position=item.position)
+            )
             owners.append((position, True))
     return requests, owners
 

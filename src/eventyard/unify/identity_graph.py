@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from eventyard.state.identity_base import MergeRow
 from eventyard.unify.identifiers import split_key
@@ -82,14 +84,15 @@ class Refusal:
     detail: str
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct):
+    """Where an event went (a Struct: one per event, cheap to make)."""
+
     profile_id: str
     created: bool = False
     #: Profiles merged into ``profile_id`` by this item.
-    merged: list[str] = field(default_factory=list)
+    merged: list[str] = []
     #: Identifiers of the event that were dropped, with the rule and why.
-    refused: list[Refusal] = field(default_factory=list)
+    refused: list[Refusal] = []
 
 
 class Loader(Protocol):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from eventyard.quality.metrics import Metrics
 from eventyard.state.base import StateStore
 from eventyard.state.identity_base import GraphTx, IdentityStore
+from eventyard.state.identity_changes import FOLLOWER_SECONDS, RETENTION_SECONDS
 from eventyard.unify.identity_rules import IdentityRules, rules_from_json
 from eventyard.unify.recompute import RecomputeResult, recompute
 
@@ -119,7 +120,8 @@ class IdentityService:
     # ------------------------------------------------------------ housekeeping
 
     async def purge_history(self) -> int:
-        """Delete profile events (and refusal notes) older than the retention."""
+        """Delete profile events (and refusal notes) older than the retention, and the change
+        records the warehouses no longer need; returns how many events and notes went."""
         cutoff = self.clock() - self.retention_seconds
         total = 0
         while True:
@@ -130,7 +132,14 @@ class IdentityService:
             n = await self.store.transact(q)
             total += n
             if n < PURGE_CHUNK:
-                return total
+                break
+        now = self.clock()
+
+        def purge_changes(tx: GraphTx) -> int:
+            return tx.purge_changes(now - RETENTION_SECONDS, now - FOLLOWER_SECONDS)
+
+        await self.store.transact(purge_changes)
+        return total
 
     async def housekeeping(self, every: float = 3600.0) -> None:
         """Purge old history now and then, until cancelled."""

@@ -3,33 +3,45 @@
 ``resolve_batch`` runs inside ``IdentityStore.transact``: it looks every identifier of the
 batch up in one query, loads the profiles a rule check needs, resolves the events in order on
 a ``WorkingGraph`` and writes what changed: new profiles, identifiers, merged profiles (their
-identifiers re-pointed, their traits and metadata folded into the survivor), merge records
-and refusals. A retried batch finds its identifiers in place and changes nothing.
+identifiers re-pointed, their traits and metadata folded into the survivor), merge records,
+refusals (counted once per event position: ``GraphTx.mark_noted``) and the change record for
+the warehouses (``identity_changes``). A retried batch finds its identifiers in place and
+its refusals counted, and changes nothing.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from eventyard.state.identity_base import DecisionRow, GraphTx, IdentifierRow, ProfileRow
+from eventyard.unify import identity_changes
 from eventyard.unify.identifiers import key as make_key
 from eventyard.unify.identity_graph import Ident, Item, Outcome, Prof, WorkingGraph
 from eventyard.unify.identity_rules import USERS, IdentityRules
 from eventyard.unify.profile_records import absorb
+from eventyard.warehouse.identity_tables import Change
+
+#: Random bits of profile ids: a generator seeded from the OS once per process (ids need to be
+#: unique, not secret; asking the OS for every id was a system call per new profile).
+_bits = random.Random(secrets.randbits(128))
+os.register_at_fork(after_in_child=lambda: _bits.seed(secrets.randbits(128)))
 
 
 def new_profile_id() -> str:
     """``prf_`` + milliseconds (hex) + 36 random bits: ids made close in time sort together, so
     new profiles land on the same pages of the indexes instead of all over them."""
-    return f"prf_{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)[:9]}"
+    return f"prf_{time.time_ns() // 1_000_000:011x}{_bits.getrandbits(36):09x}"
 
 
-@dataclass(slots=True)
-class Request:
-    """One event's identifiers in one collection."""
+class Request(msgspec.Struct):
+    """One event's identifiers in one collection (a Struct: one per event, cheap to make)."""
 
     collection: str
     keys: list[str]
@@ -40,14 +52,16 @@ class Request:
     #: An alias call's previousId (typed when the graph is known).
     previous_id: str | None = None
     #: Values set aside before resolution (blocked), for the record.
-    blocked: list[tuple[str, str]] = field(default_factory=list)
+    blocked: list[tuple[str, str]] = []
+    #: The event's log position: its refusals are counted once however often it is resolved
+    #: (``None``: always counted).
+    position: int | None = None
 
 
 @dataclass
 class BatchResult:
     #: Per request: the profile it resolved to (``None`` without identifiers).
     profiles: list[str | None]
-    outcomes: list[Outcome | None]
     #: Profiles created, per collection.
     created: dict[str, int] = field(default_factory=dict)
     merges: list[tuple[str, str]] = field(default_factory=list)  # (collection, rule)
@@ -94,11 +108,14 @@ def _order(rules: IdentityRules, collection: str, keys: list[str]) -> list[str]:
 def resolve_batch(
     tx: GraphTx, workspace_id: str, rules: IdentityRules, requests: Sequence[Request], now: float
 ) -> BatchResult:
-    result = BatchResult(profiles=[None] * len(requests), outcomes=[None] * len(requests))
+    result = BatchResult(profiles=[None] * len(requests))
     by_collection: dict[str, list[int]] = {}
     for i, r in enumerate(requests):
         by_collection.setdefault(r.collection, []).append(i)
     decisions: dict[tuple[str, str, str], DecisionRow] = {}
+    #: (request, profile, key, rule, detail) of every refusal, counted once all are known
+    pending: list[tuple[Request, str, str, str, str]] = []
+    change = Change()
     for collection, indexes in by_collection.items():
         graph = WorkingGraph(
             workspace_id, collection, rules, TxLoader(tx, workspace_id, collection), now, new_profile_id
@@ -111,7 +128,10 @@ def resolve_batch(
                 keys += [make_key("user_id", r.previous_id), make_key("anonymous_id", r.previous_id)]
         graph.prefetch(keys)
         known = graph.key_to_profile
-        outcomes = result.outcomes
+        #: events on one known profile already (most): index -> that profile
+        fast: list[tuple[int, str]] = []
+        #: the others, and every event with a blocked value: index -> where it went
+        outcomes: dict[int, Outcome | None] = {}
         items: list[tuple[int, Item]] = []
         check: list[str] = []
         for i in indexes:
@@ -122,20 +142,28 @@ def resolve_batch(
                 if typed is not None:
                     item_keys = _order(rules, collection, [*item_keys, typed])
             if not item_keys:
+                if r.blocked:
+                    outcomes[i] = None
                 continue
             first = known.get(item_keys[0])
             if first is not None and all(known.get(k) == first for k in item_keys[1:]):
                 # every identifier on one known profile: nothing can change for this event
                 # (merges earlier in the batch move whole profiles; ``current`` follows them)
-                outcomes[i] = Outcome(first)
+                if r.blocked:
+                    outcomes[i] = Outcome(first)
+                else:
+                    fast.append((i, first))
                 continue
             items.append((i, Item(item_keys, r.message_id, r.source_id, r.ts, r.rule)))
             check += graph.needs_checks(item_keys)
         graph.preload(check)
         for i, item in items:
             outcomes[i] = graph.resolve(item)
-        _flush(tx, graph, now)
-        for i in indexes:
+        _flush(tx, graph, now, change)
+        current, profiles = graph.current, result.profiles
+        for i, first in fast:
+            profiles[i] = current(first)
+        for i in sorted(outcomes):
             outcome = outcomes[i]
             r = requests[i]
             if outcome is None:
@@ -154,24 +182,29 @@ def resolve_batch(
                     continue
                 refusals = [(f.key, f.rule, f.detail) for f in outcome.refused]
             refusals += [(k, reason, "the value is blocked by the identity rules") for k, reason in r.blocked]
-            for k, rule, detail in refusals:
-                result.refused.append(rule)
-                slot = (pid, k, rule)
-                noted = decisions.get(slot)
-                if noted is None:
-                    decisions[slot] = DecisionRow(
-                        workspace_id, pid, k, rule, detail, r.message_id, r.source_id, now, 1, now
-                    )
-                else:
-                    noted.count += 1
-                    noted.message_id, noted.source_id, noted.detail = r.message_id, r.source_id, detail
+            pending += [(r, pid, k, rule, detail) for k, rule, detail in refusals]
+    # an event resolved again (its batch is retried) finds its position marked: not counted twice
+    positions = [(r.position, r.message_id) for r, *_ in pending if r.position is not None]
+    fresh = tx.mark_noted(workspace_id, positions, now) if positions else set()
+    for r, pid, k, rule, detail in pending:
+        if r.position is not None and (r.position, r.message_id) not in fresh:
+            continue
+        result.refused.append(rule)
+        slot = (pid, k, rule)
+        noted = decisions.get(slot)
+        if noted is None:
+            decisions[slot] = DecisionRow(workspace_id, pid, k, rule, detail, r.message_id, r.source_id, now, 1, now)
+        else:
+            noted.count += 1
+            noted.message_id, noted.source_id, noted.detail = r.message_id, r.source_id, detail
     if decisions:
         tx.note_decisions(list(decisions.values()))
+    identity_changes.write(tx, workspace_id, change, now)
     return result
 
 
-def _flush(tx: GraphTx, graph: WorkingGraph, now: float) -> None:
-    """Write what ``graph`` changed."""
+def _flush(tx: GraphTx, graph: WorkingGraph, now: float, change: Change) -> None:
+    """Write what ``graph`` changed (and add it to ``change``, the outbox record)."""
     ws = graph.workspace_id
     created = [p for p in graph.profiles.values() if p.is_new]
     if created:
@@ -234,3 +267,4 @@ def _flush(tx: GraphTx, graph: WorkingGraph, now: float) -> None:
         )
     if graph.merges:
         tx.insert_merges(graph.merges)
+    identity_changes.add_graph(change, tx, graph, fresh, moves)

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from eventyard.spec.pipeline import Dropped, Failed, PipelineEvent, StageResult
-from eventyard.unify import dedupe, identity, profiles
+from eventyard.spec.pipeline import Dropped, Emitted, Failed, PipelineEvent, StageResult
+from eventyard.unify import consent, dedupe, identity, pii, profiles, suppression, tracking_plan
 from eventyard.unify.context import StageContext
 
 Stage = Callable[[list[PipelineEvent], StageContext], Awaitable[StageResult]]
 
 STAGES: list[tuple[str, Stage]] = [
     ("dedupe", dedupe.run),
+    ("suppression", suppression.run),
+    ("tracking_plan", tracking_plan.run),
+    ("consent", consent.run),
+    ("pii", pii.run),
     ("identity", identity.run),
     ("profiles", profiles.run),
 ]
@@ -25,6 +29,7 @@ async def run_pipeline(batch: list[PipelineEvent], ctx: StageContext) -> StageRe
     """Run every stage in order; drops and failures of each stage are collected."""
     dropped: list[Dropped] = []
     failed: list[Failed] = []
+    emitted: list[Emitted] = []
     current = batch
     for _name, stage in STAGES:
         if not current:
@@ -32,5 +37,6 @@ async def run_pipeline(batch: list[PipelineEvent], ctx: StageContext) -> StageRe
         result = await stage(current, ctx)
         dropped += result.dropped
         failed += result.failed
+        emitted += result.emitted
         current = result.kept
-    return StageResult(current, dropped, failed)
+    return StageResult(current, dropped, failed, emitted)

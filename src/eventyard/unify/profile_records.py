@@ -128,6 +128,7 @@ def record(
     sources: dict[tuple[str, str], float] = {}
     traits: dict[str, list[tuple[dict[str, Any], ProfileUpdate]]] = {}
     events: list[EventRow] = []
+    account_events: list[tuple[str, str, str, str, float, float]] = []
     links: dict[tuple[str, str], LinkRow] = {}
 
     def apply(pid: str, new_traits: dict[str, Any] | None, u: ProfileUpdate) -> None:
@@ -147,6 +148,9 @@ def record(
         if u.account_id:
             account = moved.get(u.account_id, u.account_id)
             apply(account, u.account_traits, u)
+            if u.event is not None:
+                e = u.event
+                account_events.append((workspace_id, account, e.source_id, e.message_id, e.ts, e.received))
             link = links.get((pid, account))
             if link is None:
                 links[(pid, account)] = LinkRow(workspace_id, pid, account, u.ts, u.ts, u.message_id, u.source_id)
@@ -172,6 +176,8 @@ def record(
         result.traits_changed = len(changed)
     if events:
         tx.insert_events(events)
+    if account_events:
+        tx.insert_account_events(account_events)
     if links:
         tx.upsert_links(list(links.values()))
     result.events_stored = len(events)

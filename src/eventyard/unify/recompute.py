@@ -29,7 +29,7 @@ import msgspec
 
 from eventyard.errors import NotFound, Terminal
 from eventyard.state.identity_base import DecisionRow, EventRow, GraphTx, IdentifierRow, LinkRow, MergeRow, ProfileRow
-from eventyard.unify import stamp
+from eventyard.unify import identity_changes, stamp
 from eventyard.unify.identifiers import split_key
 from eventyard.unify.identity_graph import EmptyLoader, Item, WorkingGraph
 from eventyard.unify.identity_rules import USERS, IdentityRules
@@ -186,6 +186,9 @@ def recompute(
         tx.note_decisions(notes)
     if result.rules is not None:
         tx.set_rules(workspace_id, result.rules.to_json(), now)
+    touched = {*members, *(part.profile_id for part in result.parts)}
+    change = identity_changes.resync_change(tx, touched, [(USERS, k) for k in idents])
+    identity_changes.write(tx, workspace_id, change, now)
     return result
 
 

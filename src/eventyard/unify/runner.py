@@ -50,6 +50,7 @@ def hold_failed_records(result: StageResult) -> StageResult:
         [e for e in result.kept if e.record_id not in held],
         [d for d in result.dropped if d.event.record_id not in held],
         result.failed,
+        [e for e in result.emitted if e.record_id not in held],
     )
 
 
@@ -124,6 +125,8 @@ class PipelineRunner:
             return _Batch(len(leased), tx, StageResult([]))
         now = self.ctx.clock()
         tx.appends = plan.appends
+        # Events stages made (quarantine, violation reports) enter the log with this commit.
+        tx.appends += [(topics.INGEST, e.source_id, msgspec.json.encode(e.event)) for e in result.emitted]
         tx.ack = sorted({e.record_id for e in result.kept} | {d.event.record_id for d in result.dropped})
         retry = {f.event.record_id: f.error for f in result.failed}
         tx.retry = [(record_id, now + FAILED_BATCH_DELAY, error) for record_id, error in retry.items()]

@@ -174,6 +174,21 @@ async def test_delete_user_removes_their_rows_everywhere(wh: DuckDBDestination) 
     assert await rows(wh, "SELECT user_id FROM web_site.tracks") == [["stays"]]
 
 
+async def test_delete_user_reaches_every_anonymous_id_even_in_tables_without_user_ids(wh: DuckDBDestination) -> None:
+    await load(
+        wh,
+        events.page(message_id="p1", user_id=None, anonymous_id="dev-1"),  # pages gets no user_id column
+        events.page(message_id="p2", user_id=None, anonymous_id="dev-2"),
+        events.page(message_id="p3", user_id=None, anonymous_id="dev-other"),
+        events.track("Signed Up", message_id="t1", user_id="ana", anonymous_id="dev-3"),
+    )
+    subject = DeleteSubject("ana", {"anonymousId": "dev-1", "anonymousId.2": "dev-2", "email": "a@b.c"})
+    assert (await wh.delete_user(subject)).kind == "delivered"
+    assert await rows(wh, "SELECT anonymous_id FROM web_site.pages") == [["dev-other"]]
+    assert await rows(wh, "SELECT count(*) FROM web_site.tracks") == [[0]]
+    assert wh.deleted["rows"] >= 4  # pages, tracks, signed_up and the users row
+
+
 @pytest.mark.parametrize(
     "sql",
     [

@@ -292,7 +292,7 @@ def test_capabilities_follow_the_settings() -> None:
     assert (parquet.batch_size, parquet.mappable) == (5000, False)
     assert parquet.batch_age_seconds >= 1
     remote = FileDestination.capabilities_for(FileSettings(path="memory://bucket/lake"))
-    assert (remote.batch_size, remote.mappable, remote.deletes) == (5000, True, False)
+    assert (remote.batch_size, remote.mappable, remote.deletes) == (5000, True, True)  # files are rewritten
 
 
 @pytest.mark.parametrize(

@@ -33,11 +33,13 @@ from eventyard.destinations.base import (
     DestinationContext,
     Outcome,
 )
+from eventyard.destinations.duckdb import identity
 from eventyard.destinations.duckdb.settings import DuckDBSettings
 from eventyard.destinations.duckdb.store import DuckDBStore, Load
 from eventyard.errors import ConfigError, Unavailable
 from eventyard.warehouse import DUCKDB, Discard, QueryResult, SourceSchemas, TableDescription, flatten_event
 from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
+from eventyard.warehouse.identity_tables import IdentityLoad
 from eventyard.warehouse.loading import Bisector, discard_reports, schemas_of
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class DuckDBDestination(Destination):
     )
 
     settings: DuckDBSettings
+    #: What the last ``delete_user`` removed (``{"rows": n}``), for the regulation's report.
+    deleted: dict[str, int]
 
     def __init__(self, settings: Any, context: DestinationContext) -> None:
         super().__init__(settings, context)
@@ -126,6 +130,20 @@ class DuckDBDestination(Destination):
         await self.context.report_discards(discard_reports(batch, loader.discards))
         return loader.outcomes(len(batch))
 
+    async def identity_position(self, workspace_id: str) -> int | None:
+        """The last identity change record loaded (``warehouse.identity_tables.IdentityTables``)."""
+        store = await self._open()
+        async with self._lock:
+            return await asyncio.to_thread(identity.position, store, self.settings.identity_schema, workspace_id)
+
+    async def load_identity(self, load: IdentityLoad) -> None:
+        """Apply identity changes and move the position, in one transaction."""
+        store = await self._open()
+        async with self._lock:
+            if self._store is not store:
+                raise Unavailable("the warehouse was closed during the load")
+            await asyncio.to_thread(identity.load, store, self.settings.identity_schema, load)
+
     async def _open(self) -> DuckDBStore:
         async with self._lock:
             if self._store is None:
@@ -135,7 +153,9 @@ class DuckDBDestination(Destination):
 
     async def delete_user(self, subject: DeleteSubject) -> Outcome:
         """Delete the user's rows from every table of every schema (``anonymousId`` identifiers too)."""
-        anonymous = [v for k, v in subject.identifiers.items() if k in ("anonymousId", "anonymous_id")]
+        anonymous = [
+            v for k, v in subject.identifiers.items() if k.split(".")[0] in ("anonymousId", "anonymous_id") and v
+        ]
         async with self._lock:
             if self._store is None:
                 await self.start()
@@ -146,6 +166,7 @@ class DuckDBDestination(Destination):
             except Exception as exc:
                 return _classify(exc)
         log.info("deleted %d warehouse rows of a user from %s", deleted, self.path)
+        self.deleted = {"rows": deleted}
         return Outcome.delivered()
 
     async def query(self, sql: str, max_rows: int) -> QueryResult:

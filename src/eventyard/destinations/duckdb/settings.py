@@ -25,9 +25,13 @@ class DuckDBSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: Connect every source created later in the same workspace (``eventyard apply``, the API)
     #: to this warehouse. The warehouse made at first start has it on; set it to false to stop.
     auto_connect: bool = False
+    #: Schema of the identity tables (profiles, identifiers, merges); see ``docs/identity.md``.
+    identity_schema: str = "eventyard_identity"
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 100_000:
             raise ValueError("`batch_size` must be between 1 and 100000")
         if not 0 <= self.batch_age_seconds <= 300:
             raise ValueError("`batch_age_seconds` must be between 0 and 300")
+        if not self.identity_schema.replace("_", "").isalnum() or not self.identity_schema[:1].isalpha():
+            raise ValueError("`identity_schema` must start with a letter and hold only letters, digits and `_`")

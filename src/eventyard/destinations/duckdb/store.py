@@ -212,6 +212,8 @@ class DuckDBStore:
             if anonymous and "anonymous_id" in columns:
                 where = f"user_id = ? OR anonymous_id IN ({', '.join('?' * len(anonymous))})"
                 params = [user_id, *anonymous]
+        elif anonymous and "anonymous_id" in columns:
+            where, params = f"anonymous_id IN ({', '.join('?' * len(anonymous))})", list(anonymous)
         else:
             return 0
         if (schema, DISCARDS_TABLE) in self.tables:

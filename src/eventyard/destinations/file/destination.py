@@ -17,8 +17,15 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from eventyard.destinations.base import Capabilities, DeliveryEvent, Destination, DestinationContext, Outcome
-from eventyard.destinations.file import formats
+from eventyard.destinations.base import (
+    Capabilities,
+    DeleteSubject,
+    DeliveryEvent,
+    Destination,
+    DestinationContext,
+    Outcome,
+)
+from eventyard.destinations.file import erase, formats
 from eventyard.destinations.file.partitions import partition_of
 from eventyard.destinations.file.settings import FileSettings
 from eventyard.destinations.file.storage import LocalStore, RemoteStore, split_by_size
@@ -54,11 +61,11 @@ class FileDestination(Destination):
     Settings: ClassVar[type[msgspec.Struct]] = FileSettings
     #: Local JSONL: appends to open files, one writer at a time.
     capabilities: ClassVar[Capabilities] = Capabilities(
-        batch_size=1000, batch_bytes=8 * 1024 * 1024, batch_age_seconds=1.0, concurrency=1
+        batch_size=1000, batch_bytes=8 * 1024 * 1024, batch_age_seconds=1.0, concurrency=1, deletes=True
     )
     #: Whole files per call (Parquet, object stores): large batches, so files are not tiny.
     whole_file_capabilities: ClassVar[Capabilities] = Capabilities(
-        batch_size=5000, batch_bytes=32 * 1024 * 1024, batch_age_seconds=5.0, concurrency=2
+        batch_size=5000, batch_bytes=32 * 1024 * 1024, batch_age_seconds=5.0, concurrency=2, deletes=True
     )
 
     settings: FileSettings
@@ -67,6 +74,8 @@ class FileDestination(Destination):
         super().__init__(settings, context)
         self._store: LocalStore | RemoteStore | None = None
         self._lock = asyncio.Lock()
+        #: What the last ``delete_user`` changed (``files_rewritten``, ``rows``, ...).
+        self.deleted: dict[str, int] = {}
 
     @classmethod
     def capabilities_for(cls, settings: Any) -> Capabilities:
@@ -145,6 +154,31 @@ class FileDestination(Destination):
             for i in indices:
                 outcomes[i] = outcome
         return outcomes
+
+    async def delete_user(self, subject: DeleteSubject) -> Outcome:
+        """Rewrite every file that holds the user's lines or rows without them (see ``erase``).
+
+        Open local files are finished first, so the user's latest lines are in finished files;
+        ``anonymousId`` identifiers (``anonymousId``, ``anonymousId.2``, ...) are erased too.
+        """
+        anonymous = frozenset(v for k, v in subject.identifiers.items() if k.split(".")[0] == "anonymousId" and v)
+        match = erase.Matcher(subject.user_id, anonymous)
+        codec = self.settings.codec
+        async with self._lock:
+            if self._store is None:
+                await self.start()
+            store = self._store
+            try:
+                if isinstance(store, LocalStore):
+                    await asyncio.to_thread(store.close)
+                    result = await asyncio.to_thread(erase.erase_local, store.root, self.extension, match, codec)
+                else:
+                    fs, fs_root = _filesystem(self.settings.path)
+                    result = await asyncio.to_thread(erase.erase_remote, fs, fs_root, self.extension, match, codec)
+            except OSError as exc:
+                return Outcome.retry(f"erasing the user's lines failed: {type(exc).__name__}: {exc}")
+        self.deleted = result.counts()
+        return Outcome.delivered()
 
     def _encode(self, item: DeliveryEvent) -> tuple[Any, int]:
         if self.settings.format == "jsonl":

@@ -26,6 +26,7 @@ from eventyard.destinations.base import (
 from eventyard.destinations.postgres.settings import PostgresSettings
 from eventyard.errors import ConfigError, Unavailable
 from eventyard.warehouse import POSTGRES, SourceSchemas
+from eventyard.warehouse.identity_tables import IdentityLoad
 from eventyard.warehouse.loading import discard_reports, schemas_of
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class PostgresDestination(Destination):
     )
 
     settings: PostgresSettings
+    #: What the last ``delete_user`` removed (``{"rows": n}``), for the regulation's report.
+    deleted: dict[str, int]
     _loader: Loader | None = None
 
     def __init__(self, settings: Any, context: DestinationContext) -> None:
@@ -94,11 +97,12 @@ class PostgresDestination(Destination):
         from eventyard.destinations.postgres.classify import is_transient, outcome_for
 
         try:
-            await loader.delete_user(subject)
+            deleted = await loader.delete_user(subject)
         except Exception as exc:
             if is_transient(exc) or _is_driver_error(exc):
                 return outcome_for(exc, "deleting the user's rows")
             raise
+        self.deleted = {"rows": deleted}
         return Outcome.delivered()
 
     async def check(self) -> None:
@@ -116,6 +120,22 @@ class PostgresDestination(Destination):
             raise
         finally:
             await loader.close()
+
+    async def identity_position(self, workspace_id: str) -> int | None:
+        """The last identity change record loaded (``warehouse.identity_tables.IdentityTables``)."""
+        from eventyard.destinations.postgres import identity
+
+        loader = await self._started()
+        async with loader.pool.connection() as conn:
+            return await identity.position(conn, self.settings.identity_schema, workspace_id)
+
+    async def load_identity(self, load: IdentityLoad) -> None:
+        """Apply identity changes and move the position, in one transaction."""
+        from eventyard.destinations.postgres import identity
+
+        loader = await self._started()
+        async with loader.pool.connection() as conn:
+            await identity.load(conn, self.settings.identity_schema, load)
 
     async def _started(self) -> Loader:
         if self._loader is None:

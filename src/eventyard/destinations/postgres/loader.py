@@ -99,7 +99,9 @@ class Loader:
 
     async def delete_user(self, subject: DeleteSubject) -> int:
         """Delete the user's rows (by user id; ``users`` by id) from every table of every eventyard schema."""
-        anonymous = sorted({v for k, v in subject.identifiers.items() if k in ("anonymousId", "anonymous_id") and v})
+        anonymous = sorted(
+            {v for k, v in subject.identifiers.items() if k.split(".")[0] in ("anonymousId", "anonymous_id") and v}
+        )
         deleted = 0
         async with self.pool.connection() as conn, conn.transaction():
             schemas = await catalog.managed_schemas(conn, self.settings.schema_prefix)
@@ -314,6 +316,8 @@ async def _delete_rows(conn: Conn, schema: str, table: str, info: TableInfo, use
         if anonymous and "anonymous_id" in info.columns:
             where = sql.SQL("(user_id = %s OR anonymous_id = ANY(%s))")
             params.append(anonymous)
+    elif anonymous and "anonymous_id" in info.columns:
+        where, params = sql.SQL("anonymous_id = ANY(%s)"), [anonymous]
     else:
         return 0
     cur = await conn.execute(sql.SQL("DELETE FROM {} WHERE {} RETURNING id").format(target, where), params)

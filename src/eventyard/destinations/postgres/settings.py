@@ -34,6 +34,8 @@ class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     lock_timeout_seconds: float = 30.0
     #: A statement running this long is cancelled and its load retried later.
     statement_timeout_seconds: float = 90.0
+    #: Schema of the identity tables (profiles, identifiers, merges); see ``docs/identity.md``.
+    identity_schema: str = "eventyard_identity"
 
     def __post_init__(self) -> None:
         dsn = self.dsn.strip()
@@ -47,6 +49,8 @@ class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("`batch_age_seconds` must be between 0 and 300")
         if not 1 <= self.concurrency <= 32:
             raise ValueError("`concurrency` must be between 1 and 32")
+        if not self.identity_schema.replace("_", "").isalnum() or not self.identity_schema[:1].isalpha():
+            raise ValueError("`identity_schema` must start with a letter and hold only letters, digits and `_`")
         for name in ("connect_timeout_seconds", "lock_timeout_seconds", "statement_timeout_seconds"):
             if not 0 < getattr(self, name) <= 600:
                 raise ValueError(f"`{name}` must be more than 0 and at most 600")
