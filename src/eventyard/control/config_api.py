@@ -25,7 +25,7 @@ from eventyard.control.auth import (
     visible,
 )
 from eventyard.control.delivery_api import destination_view
-from eventyard.control.http import ApiError, json_response
+from eventyard.control.http import ApiError, json_object, json_response
 from eventyard.control.workspace_file import DestinationDecl, SourceDecl
 from eventyard.destinations import registry
 from eventyard.destinations.base import secret_fields
@@ -84,16 +84,6 @@ def destination_type_view(name: str) -> dict[str, Any]:
     }
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    return body
-
-
 def _convert(data: Any, type_: type[Any], what: str) -> Any:
     try:
         return msgspec.convert(data, type_)
@@ -138,7 +128,7 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
             items = [w for w in await state.list_workspaces() if p.sees(w.id)]
             return json_response({"data": [workspace_view(w) for w in items]})
         require_global_owner(p)
-        body = await _body(request)
+        body = await json_object(request)
         name = body.get("name")
         if not isinstance(name, str):
             raise ApiError(400, "invalid_body", "`name` (a string) is required")
@@ -149,7 +139,7 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
 
     async def create_source(request: Request) -> Response:
         p = await auth.authenticate(request)
-        body = await _body(request)
+        body = await json_object(request)
         ws = await target_workspace(state, p, body.pop("workspace", None))
         decl: SourceDecl = _convert(
             {k: body[k] for k in ("name", "write_key", "enabled", "limits") if k in body}
@@ -170,7 +160,7 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
         src = await find_source(p, request.path_params["source"])
         if request.method == "GET":
             return json_response({"data": source_view(src)})
-        body = await _body(request)
+        body = await json_object(request)
         unknown = set(body) - {"enabled", "limits", "writeKey"}
         if unknown:
             raise ApiError(400, "invalid_body", f"cannot change {sorted(unknown)}; send enabled, limits or writeKey")
@@ -210,7 +200,7 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
 
     async def create_destination(request: Request) -> Response:
         p = await auth.authenticate(request)
-        body = await _body(request)
+        body = await json_object(request)
         ws = await target_workspace(state, p, body.pop("workspace", None))
         decl: DestinationDecl = _convert(body, DestinationDecl, "destination")
         check_destination(decl)
@@ -233,7 +223,7 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
         dest = await find_destination(p, request.path_params["destination"])
         if request.method == "GET":
             return json_response({"data": destination_view(dest)})
-        body = await _body(request)
+        body = await json_object(request)
         unknown = set(body) - {"settings", "enabled", "delivery", "mappings"}
         if unknown:
             raise ApiError(
@@ -272,7 +262,7 @@ def config_routes(components: Components, auth: Authenticator) -> list[Route]:
             return json_response({"data": [token_view(t) for t in visible_tokens(p, await state.list_tokens())]})
         if p.role != "owner":
             raise ApiError(403, "forbidden", "only owners create tokens")
-        body = await _body(request)
+        body = await json_object(request)
         name, role = body.get("name"), body.get("role")
         if not isinstance(name, str) or not name.strip():
             raise ApiError(400, "invalid_body", "`name` (a string) is required")

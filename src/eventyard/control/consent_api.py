@@ -19,21 +19,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventyard.control.auth import Authenticator, principal_of, target_workspace
-from eventyard.control.http import ApiError, json_response
+from eventyard.control.http import ApiError, json_object, json_response
 from eventyard.errors import ConfigError
 from eventyard.privacy import consent
 from eventyard.runtime.components import Components
 from eventyard.state.base import StateStore, Workspace
-
-
-async def request_body(request: Request) -> dict[str, Any]:
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    return body
 
 
 async def destination_names(state: StateStore, workspace: Workspace, refs: list[Any], what: str) -> list[str]:
@@ -97,7 +87,7 @@ def consent_routes(components: Components, auth: Authenticator) -> list[Route]:
             ws = await workspace_of(request)
             config, version = await current(ws)
             return json_response({"data": view(ws, config, version)})
-        body = await request_body(request)
+        body = await json_object(request)
         ws = await workspace_of(request, body)
         if request.method == "PUT":
             return await save(request, ws, await normalized(ws, parse_or_400(body)))
@@ -110,7 +100,7 @@ def consent_routes(components: Components, auth: Authenticator) -> list[Route]:
 
     async def category(request: Request) -> Response:
         cid = request.path_params["category"]
-        body = await request_body(request) if request.method == "PUT" else None
+        body = await json_object(request) if request.method == "PUT" else None
         ws = await workspace_of(request, body)
         config, _ = await current(ws)
         found = [c for c in config.categories if c.id == cid]
@@ -135,4 +125,3 @@ def consent_routes(components: Components, auth: Authenticator) -> list[Route]:
         Route("/api/v1/consent/categories", categories, methods=["GET", "PUT", "POST"]),
         Route("/api/v1/consent/categories/{category}", category, methods=["GET", "PUT", "DELETE"]),
     ]
-

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventyard.control.auth import principal_of, visible
-from eventyard.control.http import ApiError, json_response, query_number
+from eventyard.control.http import ApiError, json_object, json_response, query_number
 from eventyard.destinations import registry
 from eventyard.destinations.base import redact
 from eventyard.errors import ConfigError
@@ -55,16 +55,6 @@ def _time(value: Any, name: str) -> float:
         return timestamps.parse(value, name).timestamp()
     except timestamps.InvalidTimestamp as exc:
         raise ApiError(400, "invalid_parameter", str(exc)) from None
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    return body
 
 
 def delivery_routes(components: Components, require_admin: Guard) -> list[Route]:
@@ -146,7 +136,7 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
     async def resend(request: Request) -> Response:
         await require_admin(request)
         dest = await find_destination(request.path_params["destination"], request)
-        body = await _body(request)
+        body = await json_object(request)
         topic = topics.deliver(dest.id)
         wanted = body.get("ids")
         if body.get("all") is True:
@@ -176,7 +166,7 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
     async def start_replay(request: Request) -> Response:
         await require_admin(request)
         dest = await find_destination(request.path_params["destination"], request)
-        body = await _body(request)
+        body = await json_object(request)
         if "from" not in body:
             raise ApiError(400, "invalid_body", "`from` (ISO-8601 or unix seconds) is required")
         start = _time(body["from"], "from")
@@ -216,7 +206,7 @@ def delivery_routes(components: Components, require_admin: Guard) -> list[Route]
             if not removed:
                 raise ApiError(404, "not_found", f"{source.name} is not connected to {dest.name}")
             return json_response({"deleted": True})
-        body = await _body(request)
+        body = await json_object(request)
         source = await find_source(str(body.get("source", "")), request)
         dest = await find_destination(str(body.get("destination", "")), request)
         filters = body.get("filters", [])

@@ -42,3 +42,14 @@ def query_number(request: Request, name: str, default: float, lo: float, hi: flo
     if not lo <= value <= hi:
         raise ApiError(400, "invalid_parameter", f"`{name}` must be between {lo:g} and {hi:g}")
     return value
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object; 400 ``invalid_json`` / ``invalid_body`` otherwise."""
+    try:
+        body = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return body

@@ -17,8 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from eventyard.control.auth import Authenticator, principal_of, target_workspace, visible
-from eventyard.control.consent_api import destination_names, request_body
-from eventyard.control.http import ApiError, json_response
+from eventyard.control.consent_api import destination_names
+from eventyard.control.http import ApiError, json_object, json_response
 from eventyard.errors import ConfigError
 from eventyard.privacy import pii_rules
 from eventyard.privacy.pii_classify import KINDS, classify, hash_value, mask_value, normalize
@@ -59,7 +59,7 @@ def pii_routes(components: Components, auth: Authenticator) -> list[Route]:
         return await target_workspace(state, principal, ref)
 
     async def rules(request: Request) -> Response:
-        body = await request_body(request) if request.method == "PUT" else None
+        body = await json_object(request) if request.method == "PUT" else None
         ws = await workspace_of(request, body)
         if request.method == "GET":
             doc = await state.get_document(ws.id, pii_rules.DOC_KIND, pii_rules.DOC_NAME)
@@ -109,7 +109,7 @@ def pii_routes(components: Components, auth: Authenticator) -> list[Route]:
 
     async def try_classify(request: Request) -> Response:
         await auth.authenticate(request)
-        body = await request_body(request)
+        body = await json_object(request)
         value = body.get("value")
         if not isinstance(value, str):
             raise ApiError(400, "invalid_body", "`value` (a string) is required")
