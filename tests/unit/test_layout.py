@@ -42,6 +42,8 @@ def test_only_runtime_picks_concrete_backends() -> None:
         "eventyard.log.memory",
         "eventyard.state.identity_sqlite",
         "eventyard.state.identity_postgres",
+        "eventyard.log.jetstream",
+        "eventyard.state.postgres",
     )
     problems = []
     for path in ROOT.rglob("*.py"):
