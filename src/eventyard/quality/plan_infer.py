@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from eventyard.quality.catalog import json_type
 from eventyard.quality.plan_format import DRAFT_07, Rule, TrackingPlan, check_plan
 
 #: A string field becomes an enum when it has 2 to this many distinct values ...
@@ -20,22 +21,6 @@ ENUM_MAX_VALUES = 5
 #: ... and was seen at least this many times (and at least 3 times per value).
 ENUM_MIN_EVENTS = 20
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$")
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 class _Field:
@@ -52,7 +37,7 @@ class _Field:
 
     def add(self, value: Any, depth: int) -> None:
         self.seen += 1
-        kind = _json_type(value)
+        kind = json_type(value)
         self.types.add(kind)
         if kind == "string":
             if len(self.strings) <= ENUM_MAX_VALUES:
