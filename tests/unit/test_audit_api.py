@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from eventyard.control.app import create_control_app
+from eventyard.state.audit_sqlite import audit_path_for
 from eventyard.state.ids import hash_token
 from eventyard.testing.asgi import Response, call
 from eventyard.testing.harness import AppHarness
@@ -191,7 +192,7 @@ async def test_bad_export_requests(trail: AppHarness, query: str, message: str) 
 
 
 async def test_the_database_refuses_to_change_or_delete_entries(trail: AppHarness) -> None:
-    db = sqlite3.connect(trail.components.settings.state_path())
+    db = sqlite3.connect(audit_path_for(trail.components.settings.state_path()))  # the trail's own file
     try:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute("UPDATE audit_log SET actor = 'someone else' WHERE id = 1")

@@ -143,7 +143,7 @@ def test_verify_finds_entries_changed_or_removed_behind_the_triggers_back(tmp_pa
     run("audit", "export", "-o", str(reference), *offline)
     assert "verified 3 entries (ids 1-3): all present and unchanged" in run("audit", "verify", str(reference), *offline)
 
-    db = sqlite3.connect(Path(data_dir) / "state.sqlite3")  # someone with the file drops the guard
+    db = sqlite3.connect(Path(data_dir) / "state-audit.sqlite3")  # someone with the file drops the guard
     db.executescript(
         "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;"
         "UPDATE audit_log SET actor = 'cli:nobody' WHERE id = 1; DELETE FROM audit_log WHERE id = 2;"

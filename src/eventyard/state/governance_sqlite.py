@@ -117,24 +117,6 @@ def document_history(c: sqlite3.Connection, workspace_id: str, kind: str, name: 
 # ------------------------------------------------------------------ audit
 
 
-def append_audit(
-    c: sqlite3.Connection,
-    workspace_id: str | None,
-    actor: str,
-    action: str,
-    target: str,
-    origin: str,
-    detail: dict[str, Any],
-    at: float,
-) -> AuditEntry:
-    cur = c.execute(
-        "INSERT INTO audit_log (at, workspace_id, actor, action, target, origin, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (at, workspace_id, actor, action, target, origin, msgspec.json.encode(detail)),
-    )
-    assert cur.lastrowid is not None
-    return AuditEntry(cur.lastrowid, at, workspace_id, actor, action, target, origin, detail)
-
-
 def list_audit(
     c: sqlite3.Connection,
     workspace_id: str | None,

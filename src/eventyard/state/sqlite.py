@@ -1,4 +1,4 @@
-"""StateStore on SQLite: one file in the data directory, migrations applied on start."""
+"""StateStore on SQLite: the state file and, beside it, the audit trail's file; migrations applied on start."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from eventyard.spec.limits import Limits
 from eventyard.state import governance_sqlite as gov
 from eventyard.state import pii_sqlite
 from eventyard.state import violations_sqlite as violations
+from eventyard.state.audit_sqlite import SQLiteAuditTrail, audit_path_for
 from eventyard.state.base import (
     AuditEntry,
     Connection,
@@ -84,12 +85,20 @@ def _statements(sql: str) -> list[str]:
 
 
 class SQLiteStateStore:
-    """All calls run on a worker thread over one serialized connection."""
+    """All calls run on a worker thread over one serialized connection; the audit trail has a
+    file, a connection and a thread of its own (:mod:`eventyard.state.audit_sqlite`).
 
-    def __init__(self, path: str | Path) -> None:
+    ``audit_path`` defaults to ``<state file>-audit.sqlite3`` beside the state file; passing the
+    state file's own path keeps the trail inside it (one file, one write lock for both).
+    """
+
+    def __init__(self, path: str | Path, audit_path: str | Path | None = None) -> None:
         self.path = str(path)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self.audit = SQLiteAuditTrail(audit_path_for(path) if audit_path is None else audit_path)
+        #: Concurrent audit entries go into one transaction (``group_commit``; as on PostgreSQL).
+        self.audit_writes = self.audit.group
 
     async def start(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -115,11 +124,18 @@ class SQLiteStateStore:
             conn.execute("ROLLBACK")
             conn.close()
             raise
+        try:
+            own_file = Path(self.audit.path).resolve() != Path(self.path).resolve()
+            self.audit.open(conn if own_file else None)
+        except BaseException:
+            conn.close()
+            raise
         self._conn = conn
 
     async def close(self) -> None:
         if self._conn is not None:
             conn, self._conn = self._conn, None
+            await self.audit.close()
             await asyncio.to_thread(conn.close)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool = False, bump: bool = True) -> T:
@@ -556,11 +572,9 @@ class SQLiteStateStore:
         at: float | None = None,
     ) -> AuditEntry:
         when = time.time() if at is None else at
-        return await self._run(
-            lambda c: gov.append_audit(c, workspace_id, actor, action, target, origin, detail or {}, when),
-            write=True,
-            bump=False,
-        )
+        entry = AuditEntry(0, when, workspace_id, actor, action, target, origin, detail or {})
+        encoded = msgspec.json.encode(entry.detail)  # here, so a detail that cannot be encoded fails alone
+        return msgspec.structs.replace(entry, id=await self.audit.append(entry, encoded))
 
     async def list_audit(
         self,
@@ -573,7 +587,9 @@ class SQLiteStateStore:
         after_id: int = 0,
         limit: int = 100,
     ) -> list[AuditEntry]:
-        return await self._run(lambda c: gov.list_audit(c, workspace_id, since, until, actor, action, after_id, limit))
+        return await asyncio.to_thread(
+            self.audit.read, lambda c: gov.list_audit(c, workspace_id, since, until, actor, action, after_id, limit)
+        )
 
     # ------------------------------------------------------------------- regulations
 
