@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from eventyard.errors import NotFound, Terminal
@@ -155,6 +157,18 @@ async def test_audit_trail_is_append_only_and_filterable(state_store: StateStore
     assert await state_store.list_audit(actor="cli") == [c]
     assert await state_store.list_audit(since=150.0, until=300.0) == [b]
     assert await state_store.list_audit(after_id=a.id, limit=1) == [b]
+
+
+async def test_concurrent_audit_entries_share_commits_and_keep_their_order(state_store: StateStore) -> None:
+    writes = getattr(state_store, "audit_writes")  # noqa: B009 - the stores' group writer, not in the protocol
+    commits = writes.commits
+    entries = await asyncio.gather(
+        *(state_store.append_audit(None, "tok_1:api", "profile.read", f"user_id:{i}", "10.0.0.1") for i in range(50))
+    )
+    ids = [e.id for e in entries]
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert [(e.id, e.target) for e in await state_store.list_audit()] == [(e.id, e.target) for e in entries]
+    assert 1 <= writes.commits - commits < 50  # entries that arrive together are committed together
 
 
 async def test_regulation_status_follows_its_stores(state_store: StateStore) -> None:

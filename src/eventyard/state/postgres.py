@@ -35,6 +35,7 @@ from eventyard.state.base import (
     Token,
     Workspace,
 )
+from eventyard.state.group_commit import GroupCommit
 from eventyard.state.ids import new_id, new_write_key
 from eventyard.state.postgres_governance import GovernanceMixin
 from eventyard.state.postgres_migrations import POSTGRES
@@ -95,6 +96,7 @@ class PostgresStateStore(GovernanceMixin, ReportsMixin):
         self._slots = asyncio.Semaphore(pool_size)
         self._all: list[Conn] = []
         self._started = False
+        self.audit_writes = GroupCommit(self.write_audit)
 
     # ------------------------------------------------------------- connections
 

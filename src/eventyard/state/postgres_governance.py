@@ -24,6 +24,7 @@ from eventyard.state.base import (
     Suppression,
     overall_regulation_status,
 )
+from eventyard.state.group_commit import GroupCommit
 from eventyard.state.ids import new_id
 
 T = TypeVar("T")
@@ -102,6 +103,9 @@ async def _get_regulation(c: Conn, regulation_id: str, lock: bool = False) -> Re
 
 
 class GovernanceMixin:
+    #: Concurrent audit entries go into one transaction (see ``group_commit``); set up by the store.
+    audit_writes: GroupCommit[tuple[AuditEntry, str], int]
+
     async def _run(self, fn: Callable[[Conn], Awaitable[T]], bump: bool = False) -> T:
         raise NotImplementedError
 
@@ -169,16 +173,26 @@ class GovernanceMixin:
         at: float | None = None,
     ) -> AuditEntry:
         when = time.time() if at is None else at
-        info = detail or {}
-        rows = await self._run(
-            lambda c: _all(
-                c,
-                "INSERT INTO audit_log (at, workspace_id, actor, action, target, origin, detail) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (when, workspace_id, actor, action, target, origin, _text(info)),
-            )
-        )
-        return AuditEntry(int(rows[0][0]), when, workspace_id, actor, action, target, origin, info)
+        entry = AuditEntry(0, when, workspace_id, actor, action, target, origin, detail or {})
+        encoded = _text(entry.detail)  # here, so a detail that cannot be encoded fails alone
+        return msgspec.structs.replace(entry, id=await self.audit_writes.submit((entry, encoded)))
+
+    async def write_audit(self, drafts: list[tuple[AuditEntry, str]]) -> list[int]:
+        """One group of :attr:`audit_writes`: the entries of concurrent requests in one transaction."""
+
+        async def q(c: Conn) -> list[int]:
+            ids: list[int] = []
+            for e, detail in drafts:  # in order: ids follow the order the entries arrived in
+                rows = await _all(
+                    c,
+                    "INSERT INTO audit_log (at, workspace_id, actor, action, target, origin, detail) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    (e.at, e.workspace_id, e.actor, e.action, e.target, e.origin, detail),
+                )
+                ids.append(int(rows[0][0]))
+            return ids
+
+        return await self._run(q)
 
     async def list_audit(
         self,
