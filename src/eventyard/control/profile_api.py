@@ -102,6 +102,10 @@ def _cursor(request: Request, next_value: str | None) -> dict[str, Any]:
     return {"url": url, "has_more": next_value is not None, "next": next_value or ""}
 
 
+#: Most tokens (and space names) each lookup cache holds before it starts over.
+_CACHE_ENTRIES = 10_000
+
+
 class _Cache:
     """Token and workspace lookups for a few seconds, so a request costs one store read."""
 
@@ -116,6 +120,8 @@ class _Cache:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
         found = await self.components.state.token_by_hash(digest)
+        if len(self._tokens) > _CACHE_ENTRIES:  # unknown tokens are remembered too: keep it bounded
+            self._tokens.clear()
         self._tokens[digest] = (time.monotonic() + 5.0, found)
         return found
 
@@ -127,6 +133,8 @@ class _Cache:
         for ws in await self.components.state.list_workspaces():
             if ref in (ws.id, ws.name):
                 found = ws
+        if len(self._spaces) > _CACHE_ENTRIES:
+            self._spaces.clear()
         self._spaces[ref] = (time.monotonic() + 5.0, found)
         return found
 
