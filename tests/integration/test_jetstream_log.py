@@ -113,3 +113,26 @@ async def test_a_batch_committed_again_after_a_crash_appends_once(
     assert first == second
     assert [r.payload for r in await a.read("out")] == [b"job-1", b"job-2"]
     assert (await a.stats("out")).backlog == 2
+
+
+async def test_purging_processed_records_keeps_records_in_flight_at_a_dead_process(
+    pair: tuple[JetStreamEventLog, JetStreamEventLog], clock: FakeClock
+) -> None:
+    # nats-server before 2.9.15 forgets every outstanding delivery of a consumer when a purge
+    # touches its subjects; the log must not purge while intake deliveries are in flight.
+    a, b = pair
+    await a.append("t", [("", b"done")])
+    (done,) = await a.lease("t", "a", 10)
+    await a.ack([done.id])
+    await a.append("t", [("", f"in-flight-{i}".encode()) for i in range(5)])
+    pulled = await a.stream.pull(a.names.intake("t"), 10)  # then the process dies: no row, no ack
+    assert len(pulled) == 5
+    await b.purge_acked(clock() + 3600)  # everything processed is past the retention
+    got: list[bytes] = []
+
+    async def lease_more() -> list[bytes]:
+        got.extend(r.payload for r in await b.lease("t", "b", 10))
+        return got
+
+    back = await eventually_async(lease_more, lambda g: len(g) >= 5, within=15, every=0.2)
+    assert sorted(back) == [f"in-flight-{i}".encode() for i in range(5)]

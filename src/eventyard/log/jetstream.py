@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -45,6 +46,7 @@ from eventyard.log.jetstream_names import LogUrl, Names, frame, unframe
 from eventyard.log.jetstream_stream import Delivered, Stream
 
 _PAGE = 1000
+log = logging.getLogger(__name__)
 
 
 def _tx_digest(tx: Transaction) -> str | None:
@@ -195,11 +197,12 @@ class JetStreamEventLog:
     async def take_in_all(self, topic: str) -> None:
         await self._register(topic)
         while True:
-            got, new = await self._pull_new(topic, _PAGE)
-            if not got:
-                return
-            await self.index.take_in_and_lease(topic, new, "", 0, self.clock(), 0, False, None)
-            await self.stream.ack(got)
+            async with self.index.intake(topic) as conn:
+                got, new = await self._pull_new(topic, _PAGE)
+                if not got:
+                    return
+                await self.index.take_in_and_lease(topic, new, "", 0, self.clock(), 0, False, None, conn)
+                await self.stream.ack(got)
 
     async def _ordered_floor(self, topic: str, pulled: int) -> int:
         """The highest id up to which every record of ``topic`` has its queue row."""
@@ -217,12 +220,14 @@ class JetStreamEventLog:
         await self._register(topic)
         if self.max_lease is not None:
             lease_seconds = min(lease_seconds, self.max_lease)
-        got, new = await self._pull_new(topic, limit)
-        floor = await self._ordered_floor(topic, len(got)) if ordered else None
-        rows = await self.index.take_in_and_lease(
-            topic, new, consumer, limit, self.clock(), lease_seconds, ordered, floor
-        )
-        await self.stream.ack(got)
+        # Pull, record and ack under the topic's shared intake lock (see ``purge_acked``).
+        async with self.index.intake(topic) as conn:
+            got, new = await self._pull_new(topic, limit)
+            floor = await self._ordered_floor(topic, len(got)) if ordered else None
+            rows = await self.index.take_in_and_lease(
+                topic, new, consumer, limit, self.clock(), lease_seconds, ordered, floor, conn
+            )
+            await self.stream.ack(got)
         bodies = {d.seq: d.data for d in got}
         missing = [r[0] for r in rows if r[0] not in bodies and r[5] is None]
         for seq, found in zip(missing, await asyncio.gather(*(self.stream.get(s) for s in missing)), strict=True):
@@ -350,16 +355,30 @@ class JetStreamEventLog:
         return TopicStats(topic, ready=ready + not_taken, leased=leased, scheduled=scheduled, acked=acked, dead=dead)
 
     async def purge_acked(self, older_than: float) -> int:
+        """Remove processed records older than ``older_than`` from the stream.
+
+        A record's live subject is purged only below its intake consumer's ack floor and its
+        oldest unfinished row, and only while no intake delivery awaits its ack: the purge holds
+        the topic's exclusive intake lock (pulls hold it shared until they acked) and is put off
+        to the next round when the consumer still has deliveries outstanding (a process that
+        died mid-pull leaves them until ``INTAKE_ACK_WAIT``). nats-server before 2.9.15 drops
+        every outstanding delivery of a consumer whose subjects a purge touches, and the records
+        would never be handed out again.
+        """
         purged = 0
         for topic in await self.index.topics():
             boundary = await self.first_id_at(topic, older_than) + 1
-            info = await self.stream.intake_info(topic)
-            upper = min(boundary, int(info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1)
-            oldest = await self.index.oldest_live(topic)
-            if oldest is not None:
-                upper = min(upper, oldest)
-            if upper > 1:
-                purged += await self.stream.purge_below(self.names.live_filter(topic), upper)
+            async with self.index.intake(topic, exclusive=True):
+                info = await self.stream.intake_info(topic)
+                outstanding = int(info.num_ack_pending or 0)
+                upper = min(boundary, int(info.ack_floor.stream_seq or 0) + 1 if info.ack_floor else 1)
+                oldest = await self.index.oldest_live(topic)
+                if oldest is not None:
+                    upper = min(upper, oldest)
+                if outstanding:
+                    log.info("purge of %r put off: %d intake deliveries await their ack", topic, outstanding)
+                elif upper > 1:
+                    purged += await self.stream.purge_below(self.names.live_filter(topic), upper)
             if boundary > 1:
                 purged += await self.stream.purge_below(self.names.archive(topic), boundary)
         await self.index.purge_trace(older_than)

@@ -63,6 +63,8 @@ CREATE INDEX IF NOT EXISTS trace_at ON trace (at);
 """
 
 _LOCK = 0x6579_6C67  # advisory lock while creating the schema
+_INTAKE_LOCK = 0x6579_696E  # advisory locks (with the topic) around intake and purges
+_PURGE_LOCK_TIMEOUT = "10s"
 
 #: (id, key, appended_at, attempts, error, payload)
 Row = tuple[int, str, float, int, str | None, bytes | None]
@@ -130,18 +132,66 @@ class Index:
             await conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
 
     @contextlib.asynccontextmanager
-    async def _tx(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A connection of the pool for the length of the block (closed if PostgreSQL failed)."""
         async with self._slots:
             conn = self._idle.get_nowait() if not self._idle.empty() else await self._connect()
             try:
-                async with conn.transaction():
-                    yield conn
+                yield conn
             except psycopg.Error as exc:
                 with contextlib.suppress(psycopg.Error):
                     await conn.close()
                 raise Unavailable(f"the log's index in PostgreSQL failed: {exc}") from exc
             if not conn.closed:
                 self._idle.put_nowait(conn)
+
+    @contextlib.asynccontextmanager
+    async def _tx(
+        self, conn: psycopg.AsyncConnection[Any] | None = None
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A transaction, on ``conn`` when given (one the caller holds), else on a pooled one."""
+        if conn is not None:
+            try:
+                async with conn.transaction():
+                    yield conn
+            except psycopg.Error as exc:
+                raise Unavailable(f"the log's index in PostgreSQL failed: {exc}") from exc
+            return
+        async with self._conn() as c, c.transaction():
+            yield c
+
+    @contextlib.asynccontextmanager
+    async def intake(self, topic: str, exclusive: bool = False) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """Hold ``topic``'s intake lock: shared while a process pulls records from the intake
+        consumer until it has acked them, exclusive while processed records are purged.
+
+        nats-server before 2.9.15 forgets every delivery still awaiting its ack when a purge
+        touches the consumer's subjects (the records are then never handed out again), so a
+        purge runs only while nobody is between pull and ack; see ``JetStreamEventLog.purge_acked``.
+        Yields the connection that holds the lock (usable for the intake's own transaction).
+        """
+        key = (_INTAKE_LOCK, f"{self.schema}/{topic}")
+        mode = "" if exclusive else "_shared"
+        async with self._conn() as conn:
+            if exclusive:
+                # Waits for the pulls in progress (milliseconds); new ones queue behind it.
+                await conn.execute(f"SET lock_timeout = '{_PURGE_LOCK_TIMEOUT}'")
+                try:
+                    await conn.execute(f"SELECT pg_advisory_lock{mode}(%s, hashtext(%s))", key)
+                finally:
+                    await conn.execute("RESET lock_timeout")
+            else:
+                await conn.execute(f"SELECT pg_advisory_lock{mode}(%s, hashtext(%s))", key)
+            try:
+                yield conn
+            finally:
+                try:
+                    await conn.execute(f"SELECT pg_advisory_unlock{mode}(%s, hashtext(%s))", key)
+                except BaseException:
+                    # Closing the session releases its locks.
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.close()
+                    raise
 
     # ------------------------------------------------------------------ leasing
 
@@ -164,13 +214,15 @@ class Index:
         lease_seconds: float,
         ordered: bool,
         floor: int | None,
+        conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> list[Row]:
         """Add rows for newly taken-in records, then lease up to ``limit`` due records.
 
         ``floor``: for ordered leasing, the highest id below which every record is known to
-        have its row (so an older record of the same key cannot be missing).
+        have its row (so an older record of the same key cannot be missing). ``conn``: the
+        connection holding the topic's intake lock, if the caller holds it.
         """
-        async with self._tx() as c:
+        async with self._tx(conn) as c:
             if new:
                 await c.execute(
                     "INSERT INTO queue (id, topic, key, appended_at, available_at) "
