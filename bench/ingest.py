@@ -414,12 +414,15 @@ def run_wrk(wrk: str, script: Path, url: str, args: argparse.Namespace, duration
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux), 0 where /proc is missing."""
+    """User + system CPU time of a process and its child processes (the server's workers) so
+    far (Linux), 0 where /proc is missing."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 class BareApp:
@@ -452,12 +455,19 @@ class BareApp:
         stop_process(self.proc)
 
 
-def server_env(workdir: Path, roles: str) -> dict[str, str]:
-    """Environment of the server: a config file that limits its roles (when it has roles)."""
-    if "roles" not in Settings.__struct_fields__:
+def server_env(workdir: Path, roles: str, workers: int) -> dict[str, str]:
+    """Environment of the server: a config file with its roles and worker processes (when this
+    version has those settings)."""
+    fields = Settings.__struct_fields__
+    lines = [f"roles = {json.dumps(roles.split(','))}"] if "roles" in fields else []
+    if "workers" in fields:
+        lines.append(f"workers = {workers}")
+    elif workers != 1:
+        raise SystemExit("this version of eventyard has no `workers` setting; use --workers 1")
+    if not lines:
         return {}
     config = workdir / "eventyard.toml"
-    config.write_text(f"roles = {json.dumps(roles.split(','))}\n")
+    config.write_text("\n".join(lines) + "\n")
     return {"EVENTYARD_CONFIG": str(config)}
 
 
@@ -664,6 +674,12 @@ def main() -> int:
         default="collect",
         help="roles of the eventyard process, comma-separated (collect,unify,route runs the pipeline too)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="eventyard processes serving the port (the `workers` setting; above 1 needs --roles collect)",
+    )
     parser.add_argument("--seed", type=int, default=20260504, help="seed of the event generator")
     parser.add_argument("--single-bodies", type=int, default=4096, help="distinct single-event bodies")
     parser.add_argument("--batch-bodies", type=int, default=64, help="distinct 100-event batch bodies")
@@ -694,11 +710,14 @@ def main() -> int:
 
 
 def run(wrk: str, workdir: Path, args: argparse.Namespace) -> int:
-    server = ServerProcess(data_dir=workdir / "data", env=server_env(workdir, args.roles))
+    server = ServerProcess(data_dir=workdir / "data", env=server_env(workdir, args.roles, args.workers))
     single_lua, batch_lua, digest = generate(workdir, args, server.write_key)
     roles = args.roles if "roles" in Settings.__struct_fields__ else "(all: this version has no roles)"
     print("bare: bench/bare_app.py (uvicorn + uvloop + httptools, one worker; parse JSON, answer 200)")
-    print(f"eventyard: eventyard serve (SQLite log, synchronous=FULL, group commit; roles: {roles})")
+    print(
+        f"eventyard: eventyard serve (SQLite log, synchronous=FULL, group commit; roles: {roles}; "
+        f"workers: {args.workers})"
+    )
     server.prepare()
     bare = BareApp(workdir)
     rows: list[Measured] = []
@@ -743,6 +762,7 @@ def run(wrk: str, workdir: Path, args: argparse.Namespace) -> int:
                     "machine": machine(),
                     "wrk": {"threads": args.threads, "connections": args.connections},
                     "roles": args.roles,
+                    "workers": args.workers,
                     "duration_s": args.duration,
                     "rounds": args.rounds,
                     "bodies_sha256": digest,

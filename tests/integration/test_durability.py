@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import signal
 import threading
 import time
 from base64 import b64encode
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -83,15 +86,37 @@ def stored_ids(data_dir: Path) -> set[str]:
     return {e["messageId"] for e in read_log(data_dir)}
 
 
-def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "data")
+#: A collect-only server with two worker processes appending to the one log (``workers``).
+WORKERS = {"EVENTYARD_ROLES": "collect", "EVENTYARD_WORKERS": "2"}
+
+
+def living(pids: list[int]) -> list[int]:
+    """The processes of ``pids`` that still run (not gone, not a zombie)."""
+    alive = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.mark.parametrize("env", [{}, WORKERS], ids=["one-process", "two-workers"])
+def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path: Path, env: dict[str, str]) -> None:
+    server = ServerProcess(tmp_path / "data", env=env)
     server.prepare()
     acked_total: set[str] = set()
     for round_no in range(3):
         server.start()
+        workers = eventually(server.children, lambda pids: len(pids) == (1 if env else 0), timeout=10.0)
+        assert len(workers) == (1 if env else 0)
         with Load(server, f"r{round_no}") as load:
             load.wait_for_acks(2000 + round_no * 500)
-            server.kill()  # SIGKILL while requests are in flight
+            server.kill()  # SIGKILL (the server and its workers) while requests are in flight
+        alive = eventually(partial(living, workers), lambda pids: not pids, timeout=10.0)
+        assert not alive, f"worker processes {alive} outlived the server"
         assert len(load.acked) >= 2000, "the load did not get going"
         acked_total |= load.acked
         missing = acked_total - stored_ids(server.data_dir)
@@ -102,5 +127,22 @@ def test_kill_9_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
         with Load(server, "after", threads=2) as load:
             load.wait_for_acks(100)
         assert load.acked <= stored_ids(server.data_dir)
+    finally:
+        server.stop()
+
+
+def test_a_worker_that_dies_stops_the_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", env=WORKERS)
+    server.prepare()
+    server.start()
+    try:
+        pids = eventually(server.children, lambda found: len(found) == 1, timeout=10.0)
+        assert len(pids) == 1
+        with Load(server, "w", threads=4) as load:
+            load.wait_for_acks(200)
+        assert load.acked <= stored_ids(server.data_dir)
+        assert server.proc is not None
+        os.kill(pids[0], signal.SIGKILL)
+        assert server.proc.wait(30) == 1  # exits with an error; a supervisor restarts it whole
     finally:
         server.stop()

@@ -65,6 +65,9 @@ def serve(
     ),
     log: str | None = typer.Option(None, "--log", help="Log URL: nats://host:4222[,...] (default: SQLite)."),
     state: str | None = typer.Option(None, "--state", help="State URL: postgresql://... (default: SQLite)."),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Processes serving the port (default 1; above 1 only with --role collect)."
+    ),
 ) -> None:
     """Start the server (embedded SQLite by default); first start creates a workspace.
 
@@ -79,6 +82,7 @@ def serve(
         roles=",".join(role) if role else None,
         log=log,
         state=state,
+        workers=workers,
     )
     serve_cmd.run(settings)
 

@@ -10,7 +10,7 @@ import uvicorn
 
 from eventyard.cli.common import console, fail
 from eventyard.errors import ConfigError, Terminal, Unavailable
-from eventyard.runtime import backends
+from eventyard.runtime import backends, workers
 from eventyard.runtime.bootstrap import Bootstrap, ensure_defaults
 from eventyard.runtime.components import make_log, make_state
 from eventyard.runtime.roles import create_role_app
@@ -41,6 +41,8 @@ def banner(settings: Settings, boot: Bootstrap) -> None:
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     console.rule("[bold]eventyard")
     console.print(f"roles           {', '.join(settings.roles)}")
+    if settings.workers > 1:
+        console.print(f"workers         {settings.workers} processes on one port")
     if backends.is_scale_out(settings):
         shown = repr(settings)  # URLs with their passwords redacted
         console.print(f"log             {_field(shown, 'log')}  (NATS JetStream)", highlight=False)
@@ -91,13 +93,7 @@ def run(settings: Settings) -> None:
     banner(settings, boot)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     app = create_role_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    uvicorn.Server(config).run()
+    if settings.workers > 1:
+        workers.serve(settings, app)
+        return
+    uvicorn.Server(workers.uvicorn_config(settings, app)).run()

@@ -59,6 +59,8 @@ class Components:
     identity: IdentityService | None = None
     #: Suppressed users (collect refuses their events; the unify stage drops stored ones).
     suppressions: SuppressionList | None = None
+    #: Whether this process purges old processed records (one of several workers does).
+    purge: bool = True
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -138,7 +140,7 @@ class Components:
                 refresh = getattr(self.log, "refresh_backlog", None)
                 if refresh is not None:
                     await refresh()
-                if time.time() - last_purge > 3600:
+                if self.purge and time.time() - last_purge > 3600:
                     last_purge = time.time()
                     await self.state.purge_seen(time.time() - self.settings.dedupe_window_hours * 3600)
                     purged = await self.log.purge_acked(time.time() - retention)

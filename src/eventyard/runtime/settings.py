@@ -56,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     #: What this process runs: any of collect, unify, route, control (``all``: every role).
     #: In the environment and config file also a comma list (``collect,route``).
     roles: tuple[str, ...] = ALL_ROLES
+    #: Processes serving HTTP on the one port (a ``collect``-only process only; see
+    #: ``runtime/workers.py``): each parses requests and appends to the log on its own CPU.
+    workers: int = 1
     #: Identity graph and profiles: empty = inside the state store's SQLite file;
     #: ``postgresql://user@host/db?schema=name`` = PostgreSQL (schema ``eventyard_identity`` by default).
     identity_store: str = ""
@@ -78,6 +81,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(f"unknown role(s) {sorted(unknown)}; use collect, unify, route, control or all")
         if not self.roles:
             raise ValueError("`roles` is empty; name at least one of collect, unify, route, control or all")
+        if self.workers < 1:
+            raise ValueError("`workers` must be at least 1")
+        if self.workers > 1 and self.roles != ("collect",):
+            raise ValueError(
+                "`workers` above 1 needs `roles` = collect: the other roles keep per-process state "
+                "(delivery workers, rate limits, metrics); run them in a process of their own "
+                "(eventyard serve --role unify,route,control --port ...)"
+            )
         if self.dedupe_window_hours <= 0:
             raise ValueError("`dedupe_window_hours` must be positive")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):

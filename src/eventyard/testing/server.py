@@ -6,6 +6,7 @@ server starts; the admin token is preset through ``EVENTYARD_ADMIN_TOKEN``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -130,10 +131,25 @@ class ServerProcess:
     def stop(self) -> None:
         stop_process(self.proc)
 
+    def children(self) -> list[int]:
+        """Process ids of the server's child processes (its ``workers``; Linux)."""
+        if self.proc is None:
+            return []
+        try:
+            return [
+                int(pid) for pid in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+            ]
+        except OSError:
+            return []
+
     def kill(self) -> None:
-        """SIGKILL: no shutdown code runs, as in a crash."""
+        """SIGKILL to the server and its worker processes: no shutdown code runs, as in a crash."""
         if self.proc is not None and self.proc.poll() is None:
+            children = self.children()
             self.proc.kill()
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def admin_get(self, path: str) -> Any:

@@ -1,0 +1,139 @@
+"""Several processes serving the tracking API on one port (``workers``).
+
+One Python process parses requests on one CPU at a time (one GIL, shared with the log's
+writer thread), so a ``collect`` process is CPU-bound on a single core long before the disk
+is. With ``workers = N`` the process binds the port once and starts ``N - 1`` more processes
+that accept connections on the same listening socket; each has its own event loop and its own
+log writer, appending to the same log (SQLite in WAL mode serializes their write
+transactions; every commit is still fsynced before its requests are answered).
+
+Only ``collect``-only processes may have workers (``Settings`` refuses the rest): the other
+roles keep state in their process (delivery workers, rate limits, metrics served per process)
+that must not be split behind one port. The first process (this one) also does the log's
+hourly purge; every worker refreshes its own backlog estimate from the log.
+
+A worker that dies takes the server down with it (the supervisor, systemd or Kubernetes,
+restarts the whole server), and workers die with their parent even after ``kill -9``
+(``PR_SET_PDEATHSIG``), so a stopped server never leaves a process holding the port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import msgspec
+import uvicorn
+
+from eventyard.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+#: Exit codes of a worker that was asked to stop (uvicorn re-raises the signal after its shutdown).
+_STOPPED = (0, -signal.SIGTERM, -signal.SIGINT)
+
+
+def uvicorn_config(settings: Settings, app: Callable[..., object]) -> uvicorn.Config:
+    """The uvicorn settings every worker (and a single-process server) runs with."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel for SIGTERM when the parent exits (Linux; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent is already gone
+        os._exit(0)
+
+
+def _worker_main(fd: int, index: int, parent: int) -> None:
+    """Worker ``index`` (1..N-1): the settings come as JSON on stdin, the socket as ``fd``."""
+    _die_with_parent(parent)
+    from eventyard.runtime.components import build
+    from eventyard.runtime.roles import create_role_app
+
+    settings = msgspec.json.decode(sys.stdin.buffer.read(), type=Settings)
+    logging.basicConfig(level=settings.log_level.upper(), format=f"%(levelname)s worker {index} %(name)s: %(message)s")
+    sock = socket.socket(fileno=fd)
+    components = build(settings)
+    components.purge = False  # the first process purges
+    uvicorn.Server(uvicorn_config(settings, create_role_app(settings, components))).run(sockets=[sock])
+
+
+def _start_worker(settings: Settings, sock: socket.socket, index: int) -> subprocess.Popen[bytes]:
+    fd = sock.fileno()
+    args = [sys.executable, "-m", "eventyard.runtime.workers", str(fd), str(index), str(os.getpid())]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, pass_fds=(fd,))
+    assert proc.stdin is not None
+    proc.stdin.write(msgspec.json.encode(settings))
+    proc.stdin.close()
+    return proc
+
+
+def serve(settings: Settings, app: Callable[..., object]) -> None:
+    """Serve ``app`` here and in ``settings.workers - 1`` more processes, on one socket."""
+    config = uvicorn_config(settings, app)
+    sock = config.bind_socket()
+    children: list[subprocess.Popen[bytes]] = []
+    server = uvicorn.Server(config)
+    stopping = threading.Event()
+    failed = threading.Event()
+
+    def watch(child: subprocess.Popen[bytes]) -> None:
+        # A worker that exits while we serve is a failure: stop the whole server.
+        code = child.wait()
+        if stopping.is_set():
+            return
+        if code in _STOPPED:
+            # Stopped like the whole process group is (Ctrl-C, ``timeout``): stop as well.
+            log.info("worker process %d was stopped; stopping the server", child.pid)
+        else:
+            log.error("worker process %d exited with code %s; stopping the server", child.pid, code)
+            failed.set()
+        server.should_exit = True
+
+    try:
+        for index in range(1, settings.workers):
+            child = _start_worker(settings, sock, index)
+            children.append(child)
+            threading.Thread(target=watch, args=(child,), name=f"eventyard-worker-{index}", daemon=True).start()
+        server.run(sockets=[sock])
+    finally:
+        stopping.set()
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+        sock.close()
+    if failed.is_set():
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+
+
+__all__ = ["serve", "uvicorn_config"]
