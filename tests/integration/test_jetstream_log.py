@@ -136,3 +136,24 @@ async def test_purging_processed_records_keeps_records_in_flight_at_a_dead_proce
 
     back = await eventually_async(lease_more, lambda g: len(g) >= 5, within=15, every=0.2)
     assert sorted(back) == [f"in-flight-{i}".encode() for i in range(5)]
+
+
+async def test_jobs_of_a_batch_leased_again_in_another_composition_are_appended_once(
+    pair: tuple[JetStreamEventLog, JetStreamEventLog],
+) -> None:
+    a, b = pair
+    await a.append("in", [("", b"e1"), ("", b"e2"), ("", b"e3")])
+    r1, r2, r3 = await a.lease("in", "a", 10)
+    # a processes e1 and e2, publishes their jobs, and dies before its acks are written
+    await a.commit(
+        Transaction(appends=[("out", "", b"job-1"), ("out", "", b"job-2")], idempotency=[f"{r1.id}:d", f"{r2.id}:d"])
+    )
+    # b leases e2 and e3 together later: e2's job has the same name and is not appended again
+    again = Transaction(
+        appends=[("out", "", b"job-2"), ("out", "", b"job-3")],
+        idempotency=[f"{r2.id}:d", f"{r3.id}:d"],
+        ack=[r2.id, r3.id],
+    )
+    await b.commit(again)
+    payloads = [r.payload for r in await a.read("out")]
+    assert payloads == [b"job-1", b"job-2", b"job-3"]

@@ -48,7 +48,10 @@ def test_two_processes_per_role_share_the_work_and_survive_kill_9(
     tmp_path: Path, pg: str, recorder: ThreadedRecorder
 ) -> None:
     require_service(nats_available(), "NATS JetStream at 127.0.0.1:4222")
-    deployment = Deployment(pg, nats_url(), tmp_path, max_lease=4)
+    # Leases (and JetStream's intake ack wait) of 8 s: a dead process's work comes back within
+    # seconds, while a live one starved of CPU on a busy machine keeps its leases, so the
+    # duplicates counted below are those of the killed route process.
+    deployment = Deployment(pg, nats_url(), tmp_path, max_lease=8)
     deployment.setup(f"{recorder.url}/hook")
     try:
         procs = deployment.start({"collect": 2, "unify": 2, "route": 2})

@@ -93,6 +93,11 @@ class Transaction(msgspec.Struct):
 
     #: (topic, key, payload) to append as live records.
     appends: list[tuple[str, str, bytes]] = []
+    #: For each append, a name that is the same whenever the same input is processed again
+    #: (the pipeline: the event's position and the destination), so a log that cannot append
+    #: and ack in one transaction (JetStream) drops the repeat of a batch processed again after
+    #: a crash whatever records that batch was leased with. Empty, or one name per append.
+    idempotency: list[str] = []
     ack: list[int] = []
     #: (record id, due at, error)
     retry: list[tuple[int, float, str]] = []

@@ -15,10 +15,10 @@ Processing goes through two steps:
    rows oldest first, per-key ordering, lease expiry, retries at a stored time, dead letters.
    Payloads of freshly taken-in records come with the pull; others are read from the stream.
 
-``commit`` publishes its appends first (with a ``Nats-Msg-Id`` derived from the records it
-finishes, so a batch processed again after a crash is not appended twice inside the stream's
-duplicate window), then acks/retries/dead-letters and writes the trace in one PostgreSQL
-transaction.
+``commit`` publishes its appends first (with a ``Nats-Msg-Id``: the append's idempotency name,
+such as event position and destination, or else one derived from the records it finishes, so
+a batch processed again after a crash is not appended twice inside the stream's duplicate
+window), then acks/retries/dead-letters and writes the trace in one PostgreSQL transaction.
 """
 
 from __future__ import annotations
@@ -55,6 +55,16 @@ def _tx_digest(tx: Transaction) -> str | None:
     if not inputs:
         return None
     return hashlib.sha1(",".join(map(str, inputs)).encode()).hexdigest()
+
+
+def _msg_ids(tx: Transaction) -> list[str | None]:
+    """The ``Nats-Msg-Id`` of each append: its idempotency name when the transaction gives
+    them (the same job of the same event, however the batch was composed), else one made from
+    the records the transaction finishes and the append's place."""
+    if tx.idempotency and len(tx.idempotency) == len(tx.appends):
+        return list(tx.idempotency)
+    digest = _tx_digest(tx)
+    return [f"{digest}:{i}" if digest else None for i in range(len(tx.appends))]
 
 
 class JetStreamEventLog:
@@ -118,15 +128,12 @@ class JetStreamEventLog:
     async def commit(self, tx: Transaction) -> list[int]:
         ids: list[int] = []
         if tx.appends:
-            digest = _tx_digest(tx)
             now = self.clock()
             for topic in {t for t, _, _ in tx.appends}:
                 await self._register(topic)
             sends = [
-                self.stream.publish(
-                    self.names.live(topic, key), frame(now, key, bytes(p)), f"{digest}:{i}" if digest else None
-                )
-                for i, (topic, key, p) in enumerate(tx.appends)
+                self.stream.publish(self.names.live(topic, key), frame(now, key, bytes(p)), msg_id)
+                for (topic, key, p), msg_id in zip(tx.appends, _msg_ids(tx), strict=True)
             ]
             ids = list(await asyncio.gather(*sends))
             for topic, _, _ in tx.appends:

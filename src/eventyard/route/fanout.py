@@ -104,6 +104,8 @@ class Fanout:
     def plan(self, events: list[PipelineEvent], by_source: dict[str, list[Route]], origin: str | None) -> Transaction:
         tx = Transaction()
         appends, trace = tx.appends, tx.trace
+        # A replay (``origin``) re-delivers on purpose: its jobs are not repeats of earlier ones.
+        names: list[str] | None = None if origin is not None else tx.idempotency
         step = origin or "queued"
         encode = jobs.encode
         for item in events:
@@ -122,6 +124,8 @@ class Fanout:
                 # The key orders a user's jobs; without ordering it is left empty (see EventLog.lease).
                 key = item.user_key if config.delivery.ordering else ""
                 appends.append((route.topic, key, encode(job)))
+                if names is not None:
+                    names.append(f"{item.position}:{config.id}")
                 trace.append(TraceEntry(item.message_id, item.source_id, step, config.id, job.action or ""))
         return tx
 

@@ -127,6 +127,10 @@ class PipelineRunner:
         tx.appends = plan.appends
         # Events stages made (quarantine, violation reports) enter the log with this commit.
         tx.appends += [(topics.INGEST, e.source_id, msgspec.json.encode(e.event)) for e in result.emitted]
+        if len(plan.idempotency) == len(plan.appends):
+            tx.idempotency = plan.idempotency + [
+                f"{e.record_id}:{e.source_id}:{e.event.get('messageId')}" for e in result.emitted
+            ]
         tx.ack = sorted({e.record_id for e in result.kept} | {d.event.record_id for d in result.dropped})
         retry = {f.event.record_id: f.error for f in result.failed}
         tx.retry = [(record_id, now + FAILED_BATCH_DELAY, error) for record_id, error in retry.items()]

@@ -213,3 +213,21 @@ async def test_batches_worked_on_together_commit_in_the_order_they_were_leased(t
     assert planned == [["m1"], ["m2"]]
     # the second batch was ready first but committed after the first: jobs keep the store order
     assert [jobs.decode(r.payload).message_id for r in queued] == ["m1", "m2"]
+
+
+def test_pipeline_jobs_are_named_by_event_and_destination_and_replays_are_not() -> None:
+    fanout = Fanout(FixedTable(Routes(1, {}, {})), Metrics())
+    events = [
+        PipelineEvent(7, "src", f"m{i}", {"type": "track", "event": "E", "messageId": f"m{i}"}, 1.0, index=i)
+        for i in range(2)
+    ]
+    routes = {"src": [route("d1", "One"), route("d2", "Two")]}
+    tx = fanout.plan(events, routes, origin=None)
+    assert tx.idempotency == [
+        f"{events[0].position}:d1",
+        f"{events[0].position}:d2",
+        f"{events[1].position}:d1",
+        f"{events[1].position}:d2",
+    ]
+    assert len(set(tx.idempotency)) == len(tx.appends) == 4
+    assert fanout.plan(events, routes, origin="replay").idempotency == []
