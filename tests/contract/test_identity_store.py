@@ -275,6 +275,25 @@ async def test_a_failed_transaction_leaves_nothing(store: IdentityStore) -> None
     assert await store.read(lambda tx: tx.load_profiles(["p1"])) == {}
 
 
+async def test_read_now_sees_what_read_sees(store: IdentityStore) -> None:
+    """``read_now`` (the Profile API's short reads) answers from the same committed state."""
+    assert await store.read_now(lambda tx: tx.lookup(WS, "users", ["user_id:u1"])) == {}
+    await store.transact(lambda tx: tx.insert_profiles([profile("p1", traits={"plan": ["pro", 5.0, "s", "m"]})]))
+    await store.transact(lambda tx: tx.upsert_identifiers([ident("user_id:u1", "p1")]))
+
+    def q(tx: GraphTx) -> tuple[object, ...]:
+        return tx.lookup(WS, "users", ["user_id:u1"]), tx.load_profiles(["p1"], traits=True)["p1"].traits
+
+    assert await store.read_now(q) == await store.read(q) == ({"user_id:u1": "p1"}, {"plan": ["pro", 5.0, "s", "m"]})
+
+    def fails(tx: GraphTx) -> None:
+        raise LookupError("inside the read")
+
+    with pytest.raises(LookupError):
+        await store.read_now(fails)
+    assert await store.read_now(q) == await store.read(q)
+
+
 async def test_two_stores_on_one_database_serialize_read_modify_write(store: IdentityStore) -> None:
     """Two workers increment one counter (the profile's merge count) many times at once."""
     other = twin(store)

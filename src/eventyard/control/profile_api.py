@@ -10,6 +10,10 @@ owner token. Errors have Segment's shape ``{"error": {"code": ..., "message": ..
 Pagination: ``limit`` and ``next`` (the ``cursor.next`` of the previous answer); every list
 answer carries ``cursor: {url, has_more, next}``.
 
+Reads: every endpoint but ``events`` is a handful of index lookups and runs on the event loop
+with ``IdentityStore.read_now`` (no hand-off to the worker threads the pipeline keeps busy, no
+wait for any lock); ``events`` pages through the history and runs on a worker thread.
+
 Each access token may send ``profile_api_rate_limit_per_second`` requests per second (bursts
 of twice that; 0 turns the limit off); beyond it the answer is ``429 too_many_requests`` with
 ``Retry-After`` (seconds).
@@ -175,6 +179,8 @@ def profile_api_routes(components: Components) -> list[Route]:
     def guarded(
         what: str, build: Callable[[Request, GraphTx, ProfileRow], dict[str, Any]]
     ) -> Callable[[Request], Awaitable[Response]]:
+        short = what != "events"  # see the module docstring
+
         async def endpoint(request: Request) -> Response:
             try:
                 space = await authorize(request)
@@ -193,7 +199,8 @@ def profile_api_routes(components: Components) -> list[Route]:
                     row = views.find(tx, space.id, collection, ref)
                     return None if row is None else build(request, tx, row)
 
-                body = await components.identity.store.read(q)
+                store = components.identity.store
+                body = await (store.read_now(q) if short else store.read(q))
                 if body is None:
                     raise ProfileApiError(404, "not_found", "Profile was not found.")
                 response = json_response(body)

@@ -346,6 +346,12 @@ class IdentityStore(Protocol):
 
     async def read(self, fn: Callable[[GraphTx], T]) -> T: ...
 
+    async def read_now(self, fn: Callable[[GraphTx], T]) -> T:
+        """A short read (a few index lookups) answered with the least waiting: SQLite runs it
+        on the calling thread (the event loop) without waiting for any lock, falling back to
+        ``read`` when it would have to wait; PostgreSQL is ``read``. Same snapshot semantics."""
+        ...
+
 
 __all__ = [
     "DecisionRow",

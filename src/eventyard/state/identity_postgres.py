@@ -340,3 +340,7 @@ class PostgresIdentityStore:
 
     async def read(self, fn: Callable[[GraphTx], T]) -> T:
         return await asyncio.to_thread(self.read_sync, fn)
+
+    async def read_now(self, fn: Callable[[GraphTx], T]) -> T:
+        """As ``read``: a PostgreSQL read waits for the network, so it stays off the event loop."""
+        return await self.read(fn)

@@ -7,6 +7,12 @@ Writes go through one connection: ``transact`` runs in ``BEGIN IMMEDIATE``, whic
 SQLite's write lock first, so two workers (threads or processes) resolving the same person
 take turns and each sees what the other committed. Reads use separate connections (WAL lets
 them run beside a writer) and see one committed snapshot each.
+
+``read_now`` is for the Profile API's short reads (a few index lookups): it runs on the
+caller's thread, the event loop, over a read-only connection of its own whose busy timeout
+is zero, so it never queues behind the pipeline's jobs in the worker threads and never
+sleeps on a lock. Under WAL a reader does not wait for the writer; in the rare case SQLite
+still answers "busy" (or the connection is in use), the read goes to the worker threads.
 """
 
 from __future__ import annotations
@@ -91,9 +97,9 @@ class SQLiteGraphTx(SqlGraphTx):
         return n
 
 
-def _connect(path: str, read_only: bool) -> sqlite3.Connection:
+def _connect(path: str, read_only: bool, busy_timeout_ms: int = 10000) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     if read_only:
         conn.execute("PRAGMA query_only=ON")
     else:
@@ -132,6 +138,11 @@ class SQLiteIdentityStore:
         self._readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._reader_slots = threading.BoundedSemaphore(readers)
         self._open_readers: list[sqlite3.Connection] = []
+        #: ``read_now``'s connection (busy timeout 0) and the lock that keeps it to one caller.
+        self._now: sqlite3.Connection | None = None
+        self._now_lock = threading.Lock()
+        #: How many ``read_now`` calls went to the worker threads instead (busy or in use).
+        self.read_now_deferred = 0
 
     async def start(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +168,10 @@ class SQLiteIdentityStore:
                     writer.close()
             for conn in readers:
                 conn.close()
+            with self._now_lock:
+                now, self._now = self._now, None
+                if now is not None:
+                    now.close()
 
         await asyncio.to_thread(close_)
 
@@ -208,3 +223,39 @@ class SQLiteIdentityStore:
 
     async def read(self, fn: Callable[[GraphTx], T]) -> T:
         return await asyncio.to_thread(self.read_sync, fn)
+
+    async def read_now(self, fn: Callable[[GraphTx], T]) -> T:
+        """``fn`` on this thread, without waiting for any lock (see the module docstring)."""
+        if self._writer is None:
+            raise Unavailable("the identity store is not started")
+        if self._now_lock.acquire(blocking=False):
+            try:
+                return self._read_here(fn)
+            except _Busy:
+                pass
+            finally:
+                self._now_lock.release()
+        self.read_now_deferred += 1
+        return await self.read(fn)
+
+    def _read_here(self, fn: Callable[[GraphTx], T]) -> T:
+        conn = self._now
+        try:
+            if conn is None:
+                conn = self._now = _connect(self.path, read_only=True, busy_timeout_ms=0)
+            conn.execute("BEGIN")
+            try:
+                return fn(SQLiteGraphTx(conn))
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise _Busy from exc
+            raise Unavailable(f"the identity store failed: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise Unavailable(f"the identity store failed: {exc}") from exc
+
+
+class _Busy(Exception):
+    """SQLite answered busy to a read that must not wait: it is retried on a worker thread."""
