@@ -60,6 +60,10 @@ class Warehouse:
             cur = await conn.execute(text.replace("{s}", f'"{self.schema}"'), params or None)
             return list(await cur.fetchall())
 
+    async def execute(self, text: str) -> None:
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            await conn.execute(text.replace("{s}", f'"{self.schema}"'))
+
     async def columns(self, table: str) -> dict[str, str]:
         found = await self.query(
             "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
@@ -365,6 +369,41 @@ async def test_text_loads_exactly_and_nul_characters_are_dropped(wh: Warehouse) 
     await load(d, events.track("Noted", texts, message_id="n-1"))
     [row] = await wh.query("SELECT empty, quote, lines, backslash, nul FROM {s}.noted WHERE id = %s", "n-1")
     assert row == ("", 'say "hi", ok', "a\nb\r\nc", "\\.", "ab")
+
+
+async def test_values_of_every_type_load_exactly_with_nulls_between(wh: Warehouse) -> None:
+    d = wh.destination()
+    values: list[dict[str, Any]] = [
+        {"n": -(2**63), "x": -0.1, "ok": True, "at": "1970-01-01T00:00:00Z", "s": "é😀"},
+        {"n": 2**63 - 1, "x": 1e308, "ok": False, "at": "1999-12-31T23:59:59.999999Z"},
+        {"x": 5e-324, "at": "2000-01-01T00:00:00Z", "s": ""},
+        {"n": 0, "ok": None, "at": "9999-12-31T23:59:59.5+02:00", "s": "a\x00b"},
+    ]
+    await load(d, *(events.track("Typed", v, message_id=f"t-{i}") for i, v in enumerate(values)))
+    got = await wh.query("SELECT n, x, ok, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US'), s FROM {s}.typed ORDER BY id")
+    assert got == [
+        (-(2**63), -0.1, True, "1970-01-01 00:00:00.000000", "é😀"),
+        (2**63 - 1, 1e308, False, "1999-12-31 23:59:59.999999", None),
+        (None, 5e-324, None, "2000-01-01 00:00:00.000000", ""),
+        (0, None, None, "9999-12-31 21:59:59.500000", "ab"),
+    ]
+
+
+async def test_a_column_altered_by_hand_still_loads(wh: Warehouse) -> None:
+    d = wh.destination()
+    await load(d, events.track("Rated", {"stars": 3, "note": "ok", "due": "2026-01-02T03:04:05Z"}, message_id="a-1"))
+    await wh.execute(
+        "ALTER TABLE {s}.rated ALTER COLUMN stars TYPE integer, ALTER COLUMN note TYPE varchar(20), "
+        "ALTER COLUMN due TYPE timestamp without time zone"
+    )
+    later = {"stars": 5, "note": "great", "due": "2026-02-03T04:05:06.5Z"}
+    await load(wh.destination(), events.track("Rated", later, message_id="a-2"))
+    await load(d, events.track("Rated", {"stars": 1, "note": "meh"}, message_id="a-3"))
+    assert await wh.query("SELECT id, stars, note, to_char(due, 'MM-DD HH24:MI:SS.MS') FROM {s}.rated ORDER BY id") == [
+        ("a-1", 3, "ok", "01-02 03:04:05.000"),
+        ("a-2", 5, "great", "02-03 04:05:06.500"),
+        ("a-3", 1, "meh", None),
+    ]
 
 
 async def test_discards_are_reported_with_their_event(wh: Warehouse) -> None:

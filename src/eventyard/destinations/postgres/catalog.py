@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from eventyard.destinations.postgres.types import SQL_TYPES, type_of_column
+from eventyard.destinations.postgres.types import CATALOG_NAMES, SQL_TYPES, type_of_column
 from eventyard.warehouse import DISCARDS_COLUMNS, DISCARDS_TABLE, ColumnType
 
 #: The comment that marks a schema as eventyard's (user deletion looks only in those).
@@ -33,6 +33,9 @@ class TableInfo:
 
     columns: dict[str, ColumnType] = field(default_factory=dict)
     slots: int = 0
+    #: Columns whose type is not exactly the one eventyard creates for their kind (altered by
+    #: hand: ``integer``, ``varchar(n)``, ``timestamp`` ...); rows for them go as CSV, not binary.
+    foreign: frozenset[str] = frozenset()
 
 
 async def lock_schemas(conn: Conn, schemas: Iterable[str]) -> None:
@@ -62,11 +65,16 @@ async def tables(conn: Conn, schema: str) -> dict[str, TableInfo]:
         (schema,),
     )
     out: dict[str, TableInfo] = {}
+    foreign: dict[str, set[str]] = {}
     for relname, attname, type_name, attnum, dropped in await cur.fetchall():
         info = out.setdefault(str(relname), TableInfo())
         info.slots = max(info.slots, int(str(attnum)))
         if not dropped:
-            info.columns[str(attname)] = type_of_column(str(type_name))
+            kind = info.columns[str(attname)] = type_of_column(str(type_name))
+            if str(type_name) != CATALOG_NAMES[kind]:
+                foreign.setdefault(str(relname), set()).add(str(attname))
+    for relname, names in foreign.items():
+        out[relname].foreign = frozenset(names)
     return out
 
 

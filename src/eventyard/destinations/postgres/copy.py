@@ -12,10 +12,11 @@ dropped at commit and moved with ``INSERT ... ON CONFLICT (id) DO UPDATE`` (``co
 where a newer row's non-null values replace the stored ones and an older row only fills in
 what is still missing.
 
-The rows arrive as CSV made from the plan's Arrow columns by Arrow's C++ writer
-(``csv_of``), so no Python code runs per value: strings are quoted (an empty string stays
-``""``, a null is an empty field), timestamps are written in UTC with a ``Z``, and NUL
-characters, which PostgreSQL refuses in text, are removed.
+The rows arrive in binary COPY format (``binary.binary_of``), or, for a table with a column
+someone altered to a type eventyard does not create, as CSV made from the plan's Arrow columns
+by Arrow's C++ writer (``csv_of``). Either way no Python code runs per value: in CSV strings
+are quoted (an empty string stays ``""``, a null is an empty field), timestamps are written in
+UTC with a ``Z``; NUL characters, which PostgreSQL refuses in text, are removed.
 """
 
 from __future__ import annotations
@@ -65,13 +66,19 @@ async def existing_ids(conn: Conn, schema: str, table: str, ids: Sequence[str], 
     return {str(row[0]) for row in await cur.fetchall()}
 
 
-async def copy_into(conn: Conn, schema: str, table: str, columns: Sequence[str], data: bytes) -> None:
-    """COPY CSV rows (fields in ``columns`` order) straight into the table."""
+def _format(binary: bool) -> sql.SQL:
+    return sql.SQL("binary" if binary else "csv")
+
+
+async def copy_into(
+    conn: Conn, schema: str, table: str, columns: Sequence[str], data: bytes, *, binary: bool = False
+) -> None:
+    """COPY rows (fields in ``columns`` order; CSV, or binary COPY when ``binary``) straight into the table."""
     if not data:
         return
     target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
     cols = sql.SQL(", ").join(sql.Identifier(n) for n in columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(target, cols)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(target, cols, _format(binary))
     async with conn.cursor() as cur, cur.copy(statement) as copy:
         await copy.write(data)
 
@@ -86,8 +93,10 @@ async def copy_csv(
     key: str = "id",
     upsert: bool = False,
     order_by: str | None = None,
+    binary: bool = False,
 ) -> int:
-    """Insert CSV rows (fields in ``columns`` order); returns rows inserted or changed.
+    """Insert CSV rows, or binary COPY rows when ``binary`` (fields in ``columns`` order); returns
+    rows inserted or changed.
 
     Call inside a transaction. ``order_by`` names the column that says which of two rows for the
     same key is newer (``received_at``), for ``upsert``.
@@ -103,7 +112,8 @@ async def copy_csv(
     )
     await conn.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(stage, defs))
     async with conn.cursor() as cur:
-        async with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(stage, cols)) as copy:
+        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(stage, cols, _format(binary))
+        async with cur.copy(statement) as copy:
             await copy.write(data)
         if upsert:
             query = _upsert(target, stage, names, key, order_by)

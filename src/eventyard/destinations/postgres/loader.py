@@ -2,8 +2,9 @@
 
 1. Without a connection, in a worker thread: flatten every event into Segment's tables
    (``eventyard.warehouse``), group the rows by (schema, table), plan each table against the
-   catalog as the last load saw it, and write each table's rows as CSV. This overlaps the
-   previous load, which is busy in the server.
+   catalog as the last load saw it, and encode each table's rows for COPY (binary; CSV for a
+   table with a column altered by hand). This overlaps the previous load, which is busy in the
+   server.
 2. In one transaction: lock the schemas (advisory locks, sorted), create the schemas that are
    missing and read their tables. If a table changed since the plan was made (another loader,
    a person), the batch is planned again from what is there now. A table that would pass the
@@ -33,6 +34,7 @@ from psycopg import sql
 
 from eventyard.destinations.base import DeleteSubject, DeliveryEvent, Outcome
 from eventyard.destinations.postgres import catalog
+from eventyard.destinations.postgres.binary import binary_of
 from eventyard.destinations.postgres.catalog import Conn, TableInfo
 from eventyard.destinations.postgres.classify import outcome_for
 from eventyard.destinations.postgres.copy import copy_csv, copy_into, csv_of, existing_ids
@@ -41,18 +43,20 @@ from eventyard.destinations.postgres.settings import PostgresSettings
 from eventyard.destinations.postgres.types import sendable
 from eventyard.warehouse import DISCARDS_TABLE, POSTGRES, USERS, ColumnType, Discard, flatten_event
 from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
-from eventyard.warehouse.columns import ColumnarPlan
+from eventyard.warehouse.columns import ARROW_TYPES, ColumnarPlan
 from eventyard.warehouse.loading import Bisector
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 Catalog = dict[str, dict[str, TableInfo]]
+#: A table's rows for COPY: (binary format or CSV, the data).
+Encoded = tuple[bool, bytes]
 
 
 @dataclass
 class Prepared:
-    """A batch ready to load: its flattened events and, for the whole batch, a plan with its CSV."""
+    """A batch ready to load: its flattened events and, for the whole batch, a plan with its rows encoded."""
 
     grouped: Grouped = field(default_factory=Grouped)
     #: Events that cannot be loaded at all (an event type the schema has no table for).
@@ -60,7 +64,7 @@ class Prepared:
     plan: LoadPlan | None = None
     #: The catalog the plan was made against (only its tables matter).
     seen: Catalog = field(default_factory=dict)
-    csv: dict[Key, bytes] = field(default_factory=dict)
+    encoded: dict[Key, Encoded] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,7 +129,7 @@ class Loader:
     # -- steps ------------------------------------------------------------------------------
 
     def _prepare(self, batch: Sequence[DeliveryEvent], schemas: dict[str, str], now: datetime) -> Prepared:
-        """Flatten, plan against the known catalog and write the CSV (in a worker thread)."""
+        """Flatten, plan against the known catalog and encode the rows (in a worker thread)."""
         out = Prepared()
         for index, item in enumerate(batch):
             if index % 128 == 127:
@@ -140,9 +144,9 @@ class Loader:
             out.seen = {schema: dict(tables) for schema, tables in self.known.items()}
             try:
                 out.plan = self._plan(out, out.grouped.events, out.seen)
-                out.csv = {key: _csv(key[1], plan) for key, plan in out.plan.plans.items()}
+                out.encoded = _encode_all(out.plan, out.seen)
             except Exception:  # planned again per attempt, where the error is told to the events
-                out.plan, out.csv = None, {}
+                out.plan, out.encoded = None, {}
         return out
 
     def _plan(self, prepared: Prepared, indices: list[int], known: Catalog) -> LoadPlan:
@@ -170,7 +174,7 @@ class Loader:
     ) -> tuple[dict[int, str], Outcome | None, bool]:
         """Load the events ``part`` in one transaction: (events that cannot be loaded, the error
         or ``None``, whether an event may have caused the error)."""
-        csv = prepared.csv if plan is not None else {}
+        encoded = prepared.encoded if plan is not None else {}
         basis = prepared.seen
         connected = False
         try:
@@ -182,7 +186,7 @@ class Loader:
                         made = await self._plan_or_refuse(prepared, part, basis)
                         if made is None:
                             return {}, _REFUSED_ROWS, True
-                        plan, csv = made
+                        plan, encoded = made
                     schemas = sorted({s for s, _ in plan.plans} | set(plan.discards))
                     await catalog.lock_schemas(conn, schemas)
                     fresh: Catalog = {}
@@ -193,35 +197,39 @@ class Loader:
                         made = await self._plan_or_refuse(prepared, part, fresh)
                         if made is None:
                             return {}, _REFUSED_ROWS, True
-                        plan, csv = made
+                        plan, encoded = made
                     self.known.update(fresh)
-                    await self._write(conn, plan, csv, fresh, now)
+                    await self._write(conn, plan, encoded, fresh, now)
         except (psycopg.Error, OSError) as exc:
             self.known.clear()  # the catalog may not be what it was
             failed = plan.failed if plan is not None else {}
             return failed, _coded(outcome_for(exc)), connected
         for (schema, table), table_plan in plan.plans.items():
             info = self.known.setdefault(schema, {}).get(table) or TableInfo()
-            self.known[schema][table] = TableInfo(dict(table_plan.columns), info.slots + len(table_plan.add))
+            self.known[schema][table] = TableInfo(
+                dict(table_plan.columns), info.slots + len(table_plan.add), info.foreign.difference(table_plan.widen)
+            )
         result.discards.extend((i, schema, d) for schema, found in plan.discards.items() for i, d in found)
         return plan.failed, None, True
 
     async def _plan_or_refuse(
         self, prepared: Prepared, part: list[int], known: Catalog
-    ) -> tuple[LoadPlan, dict[Key, bytes]] | None:
-        """A plan with its CSV, or ``None`` when the rows cannot be written at all (not UTF-8)."""
+    ) -> tuple[LoadPlan, dict[Key, Encoded]] | None:
+        """A plan with its rows encoded, or ``None`` when the rows cannot be written at all (not UTF-8)."""
 
-        def plan_and_csv() -> tuple[LoadPlan, dict[Key, bytes]]:
+        def plan_and_encode() -> tuple[LoadPlan, dict[Key, Encoded]]:
             plan = self._plan(prepared, part, known)
-            return plan, {key: _csv(key[1], p) for key, p in plan.plans.items()}
+            return plan, _encode_all(plan, known)
 
         try:
-            return await asyncio.to_thread(plan_and_csv)
+            return await asyncio.to_thread(plan_and_encode)
         except Exception:
             log.debug("the rows of %d event(s) cannot be written", len(part), exc_info=True)
             return None
 
-    async def _write(self, conn: Conn, plan: LoadPlan, csv: dict[Key, bytes], known: Catalog, now: datetime) -> None:
+    async def _write(
+        self, conn: Conn, plan: LoadPlan, encoded: dict[Key, Encoded], known: Catalog, now: datetime
+    ) -> None:
         for (schema, table), table_plan in plan.plans.items():
             info = known[schema].get(table)
             if info is None:
@@ -232,24 +240,28 @@ class Loader:
             if not table_plan.num_rows:
                 continue
             names = _present(table, table_plan)
-            if table == USERS:
+            if table == USERS:  # through a staging table of eventyard's own types: binary fits
                 columns = {name: table_plan.columns[name] for name in names}
-                users = csv.get((schema, table)) or _csv(table, table_plan)
-                await copy_csv(conn, schema, table, columns, users, upsert=True, order_by="received_at")
+                binary, users = encoded.get((schema, table)) or _encode(table, table_plan, None)
+                await copy_csv(conn, schema, table, columns, users, upsert=True, order_by="received_at", binary=binary)
                 continue
-            data = csv.get((schema, table)) or _csv(table, table_plan)
+            found = encoded.get((schema, table))
+            if found is None or (found[0] and not _binary_fits(info, names)):
+                found = _encode(table, table_plan, info)
+            binary, data = found
             if info is None or "id" not in table_plan.arrays:
-                await copy_into(conn, schema, table, names, data)
+                await copy_into(conn, schema, table, names, data, binary=binary)
                 continue
             try:
                 async with conn.transaction():  # a savepoint: a duplicate undoes only this COPY
-                    await copy_into(conn, schema, table, names, data)
+                    await copy_into(conn, schema, table, names, data, binary=binary)
             except psycopg.errors.UniqueViolation:
                 # A retry or a replay: leave out the rows the table has already.
                 ids = table_plan.arrays["id"]
                 stored = await existing_ids(conn, schema, table, ids.to_pylist())
                 keep = pc.invert(pc.is_in(ids, pa.array(sorted(stored), pa.string())))
-                await copy_into(conn, schema, table, names, _csv(table, table_plan, keep=keep))
+                binary, data = _encode(table, table_plan, info, keep=keep)
+                await copy_into(conn, schema, table, names, data, binary=binary)
         for schema, kept in plan.discard_rows().items():
             await _write_discards(conn, schema, kept, known[schema], now)
 
@@ -263,6 +275,36 @@ def _present(table: str, plan: ColumnarPlan) -> list[str]:
     if "id" in plan.columns and "id" not in names:
         names.insert(0, "id")
     return names
+
+
+def _binary_fits(info: TableInfo | None, names: Sequence[str]) -> bool:
+    """Whether binary COPY fits the table's columns ``names`` (each of the type eventyard creates)."""
+    return info is None or info.foreign.isdisjoint(names)
+
+
+def _encode_all(plan: LoadPlan, known: Catalog) -> dict[Key, Encoded]:
+    return {
+        (schema, table): _encode(table, p, None if table == USERS else known.get(schema, {}).get(table))
+        for (schema, table), p in plan.plans.items()
+    }
+
+
+def _encode(table: str, plan: ColumnarPlan, info: TableInfo | None, keep: Any = None) -> Encoded:
+    """The plan's rows for COPY into a table that is as ``info`` says (``None``: new, or a staging
+    table): binary COPY when every column is of eventyard's own type, else CSV. Only the rows
+    where ``keep`` is true, when given."""
+    names = _present(table, plan)
+    if _binary_fits(info, names):
+        columns = [
+            plan.arrays[c] if c in plan.arrays else pa.nulls(plan.num_rows, ARROW_TYPES[plan.columns[c]]) for c in names
+        ]
+        if keep is not None:
+            columns = [c.filter(keep) for c in columns]
+        try:
+            return True, binary_of(columns)
+        except (pa.ArrowException, ValueError, TypeError):  # beyond the format's limits: CSV can say it
+            log.debug("the rows of %s go as CSV", table, exc_info=True)
+    return False, _csv(table, plan, keep)
 
 
 def _csv(table: str, plan: ColumnarPlan, keep: Any = None) -> bytes:

@@ -19,6 +19,15 @@ SQL_TYPES: dict[ColumnType, str] = {
     ColumnType.TIMESTAMP: "timestamptz",
     ColumnType.TEXT: "text",
 }
+#: How ``format_type`` names the types of ``SQL_TYPES`` (a column reading back otherwise was
+#: altered by hand).
+CATALOG_NAMES: dict[ColumnType, str] = {
+    ColumnType.BOOLEAN: "boolean",
+    ColumnType.BIGINT: "bigint",
+    ColumnType.DOUBLE: "double precision",
+    ColumnType.TIMESTAMP: "timestamp with time zone",
+    ColumnType.TEXT: "text",
+}
 
 _READ_BACK: dict[str, ColumnType] = {
     "boolean": ColumnType.BOOLEAN,
