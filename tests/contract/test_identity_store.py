@@ -275,6 +275,28 @@ async def test_a_failed_transaction_leaves_nothing(store: IdentityStore) -> None
     assert await store.read(lambda tx: tx.load_profiles(["p1"])) == {}
 
 
+async def test_profile_of_reads_a_profile_with_its_traits_by_identifier(store: IdentityStore) -> None:
+    def write(tx: GraphTx) -> None:
+        tx.insert_profiles([profile("p1", traits={"plan": ["pro", 5.0, "s", "m"]}), profile("p2")])
+        tx.upsert_identifiers([ident("user_id:u1", "p1"), ident("user_id:u2", "p2")])
+
+    await store.transact(write)
+
+    def q(tx: GraphTx) -> tuple[object, ...]:
+        one, two = tx.profile_of(WS, "users", "user_id:u1"), tx.profile_of(WS, "users", "user_id:u2")
+        assert one is not None and two is not None
+        return (
+            one == tx.load_profiles(["p1"], traits=True)["p1"],
+            one.traits,
+            two.traits,
+            tx.profile_of(WS, "accounts", "user_id:u1"),
+            tx.profile_of("other_ws", "users", "user_id:u1"),
+            tx.profile_of(WS, "users", "user_id:nope"),
+        )
+
+    assert await store.read(q) == (True, {"plan": ["pro", 5.0, "s", "m"]}, {}, None, None, None)
+
+
 async def test_read_now_sees_what_read_sees(store: IdentityStore) -> None:
     """``read_now`` (the Profile API's short reads) answers from the same committed state."""
     assert await store.read_now(lambda tx: tx.lookup(WS, "users", ["user_id:u1"])) == {}

@@ -143,6 +143,11 @@ class GraphTx(Protocol):
 
     def load_profiles(self, ids: Sequence[str], traits: bool = False) -> dict[str, ProfileRow]: ...
 
+    def profile_of(self, workspace_id: str, collection: str, key: str) -> ProfileRow | None:
+        """The profile (with its traits) the identifier ``key`` is on, as stored (it may have
+        been merged into another one since); ``None`` when the key is unknown. One statement."""
+        ...
+
     def load_identifiers(self, profile_ids: Sequence[str]) -> list[IdentifierRow]: ...
 
     def profile_heads(self, ids: Sequence[str]) -> dict[str, tuple[float, int]]:

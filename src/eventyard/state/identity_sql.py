@@ -244,6 +244,23 @@ class SqlGraphTx(ChangesSql, AccountEventsSql, NotedSql):
                 found[pid].traits = values
         return found
 
+    def profile_of(self, workspace_id: str, collection: str, key: str) -> ProfileRow | None:
+        # one statement instead of lookup + load_profiles(traits=True): the Profile API reads on
+        # the event loop, and every statement there gives up the GIL and must win it back
+        cols = ", ".join("p." + c for c in _PROFILE_COLS.split(", "))
+        rows = self._q(
+            f"SELECT {cols}, t.traits FROM idn_identifiers i JOIN idn_profiles p ON p.id = i.profile_id "
+            "LEFT JOIN idn_profile_traits t ON t.profile_id = p.id "
+            "WHERE i.workspace_id = ? AND i.collection = ? AND i.key = ?",
+            (workspace_id, collection, key),
+        )
+        if not rows:
+            return None
+        row = _profile(rows[0])
+        if rows[0][-1] is not None:
+            row.traits = _traits.decode(rows[0][-1])
+        return row
+
     def load_identifiers(self, profile_ids: Sequence[str]) -> list[IdentifierRow]:
         if not profile_ids:
             return []

@@ -40,16 +40,13 @@ def parse_ref(ref: str) -> tuple[str, str]:
 def find(tx: GraphTx, workspace_id: str, collection: str, ref: str) -> ProfileRow | None:
     """The current profile a reference points to (following merges), or ``None``."""
     type_, value = parse_ref(ref)
+    row: ProfileRow | None
     if type_ in PROFILE_ID_TYPES:
-        pid: str | None = value
+        row = tx.load_profiles([value], traits=True).get(value)
     else:
         if type_ == "email":
             value = value.strip().lower()
-        pid = tx.lookup(workspace_id, collection, [f"{type_}:{value}"]).get(f"{type_}:{value}")
-    if pid is None:
-        return None
-    rows = tx.load_profiles([pid], traits=True)
-    row = rows.get(pid)
+        row = tx.profile_of(workspace_id, collection, f"{type_}:{value}")
     if row is not None and row.merged_into is not None:
         row = tx.load_profiles([row.merged_into], traits=True).get(row.merged_into)
     if row is None or row.workspace_id != workspace_id or row.collection != collection:
