@@ -182,7 +182,7 @@ class SQLiteEventLog:
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
         self._backlog = {topic: n for topic, n in rows if n}
-        self._writer = Writer(self._connect_writer)
+        self._writer = Writer(self._connect_writer, self.path + "-writer.lock")
         self._writer.start()
         self._started = True
 

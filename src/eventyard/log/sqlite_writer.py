@@ -6,17 +6,26 @@ resolves the futures only after the commit returned, so concurrent callers share
 and nothing is reported durable before it is. Consecutive appends of a group are inserted
 together. If one operation of a group fails, the group is rolled back and each operation is
 re-run alone, so one bad call cannot fail its neighbours.
+
+Several processes may write one log (``workers``, or collect workers beside a pipeline
+process). SQLite lets one write transaction in at a time and makes the others poll with
+growing sleeps (its busy handler), which stalls a waiting group for milliseconds after the
+lock is free. With ``lock_path`` every writer first takes an exclusive ``flock`` on that file
+(the thread sleeps in the kernel and wakes the moment the other process lets go), so the
+writers of all processes take turns without polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -149,8 +158,10 @@ def _rollback(conn: sqlite3.Connection) -> None:
 class Writer:
     """The writer thread and its queue."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], lock_path: str | None = None) -> None:
         self._connect = connect
+        self._lock_path = lock_path
+        self._lock_fd: int | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -171,8 +182,23 @@ class Writer:
 
     # ------------------------------------------------------------ the thread
 
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """The writers' turn across processes (see the module docstring)."""
+        fd = self._lock_fd
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
     def _run(self) -> None:
         conn = self._connect()
+        if self._lock_path is not None:
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -190,17 +216,20 @@ class Writer:
                 ops.append(nxt)
             self._run_group(conn, ops)
         conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
 
     def _run_group(self, conn: sqlite3.Connection, ops: list[_Pending]) -> None:
         results: list[tuple[_Pending, Any, bool]] = []
         try:
-            begin(conn)
-            try:
-                values = _apply(conn, ops)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
+            with self._turn():
+                begin(conn)
+                try:
+                    values = _apply(conn, ops)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
             results = [(op, v, False) for op, v in zip(ops, values, strict=True)]
         except sqlite3.Error as exc:
             if len(ops) == 1 or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
@@ -221,13 +250,14 @@ class Writer:
 
     def _run_one(self, conn: sqlite3.Connection, op: _Pending) -> tuple[_Pending, Any, bool]:
         try:
-            begin(conn)
-            try:
-                value = _apply(conn, [op])[0]
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
+            with self._turn():
+                begin(conn)
+                try:
+                    value = _apply(conn, [op])[0]
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
             return op, value, False
         except sqlite3.Error as exc:
             return op, translate(exc), True
