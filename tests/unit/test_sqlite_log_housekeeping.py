@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,3 +52,30 @@ async def test_reschedule_waiting_goes_through_a_large_queue_in_steps(
         assert [r.payload for r in again] == [str(i).encode() for i in range(1, 10)]
     finally:
         await log.close()
+
+
+def _pid_of_a_finished_process() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+async def test_a_restart_takes_back_the_leases_of_a_process_that_died(tmp_path: Path) -> None:
+    dead_pid = await asyncio.to_thread(_pid_of_a_finished_process)
+    host = socket.gethostname()
+    log = SQLiteEventLog(tmp_path / "log.sqlite3")
+    await log.start()
+    try:
+        await log.append("t", [("", b"held by the dead"), ("", b"held by the living"), ("", b"held elsewhere")])
+        assert len(await log.lease("t", f"{host}:{dead_pid}", 1, lease_seconds=3600)) == 1
+        assert len(await log.lease("t", f"{host}:{os.getppid()}", 1, lease_seconds=3600)) == 1
+        assert len(await log.lease("t", f"elsewhere:{dead_pid}", 1, lease_seconds=3600)) == 1
+    finally:
+        await log.close()
+    again = SQLiteEventLog(tmp_path / "log.sqlite3")  # the server starts again
+    await again.start()
+    try:
+        back = await again.lease("t", "new", 10)
+        # only the dead local process's lease: a running process and another machine keep theirs
+        assert [r.payload for r in back] == [b"held by the dead"]
+    finally:
+        await again.close()

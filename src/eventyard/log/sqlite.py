@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import os
 import secrets
+import socket
 import sqlite3
 import sys
 import threading
@@ -94,6 +95,48 @@ _REQUEUE = (
     "WHERE state = 2 AND id IN (SELECT value FROM json_each(?))"
 )
 _LIVE_COUNTS = "SELECT topic, count(*) FROM queue WHERE state = 0 GROUP BY topic"
+_LEASE_OWNERS = "SELECT DISTINCT lease_owner FROM queue WHERE state = 0 AND lease_owner IS NOT NULL"
+
+
+def _owner_gone(owner: str, host: str) -> bool:
+    """Whether a lease token (``host:pid#nonce``) belongs to a process of this host that no
+    longer runs. A pid in use again, or any doubt, counts as running: its lease just expires."""
+    consumer = owner.partition("#")[0]
+    owner_host, _, pid = consumer.rpartition(":")
+    if owner_host != host or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def release_dead_leases(conn: sqlite3.Connection, now: float) -> int:
+    """Make the leases of this machine's processes that died (``kill -9``, a crash) due now.
+
+    A restarted server would otherwise wait out the lease of its previous life (deliveries lease
+    for minutes) before the jobs it held are tried again. Leases of other machines and of
+    running processes are left alone."""
+    host = socket.gethostname()
+    gone = [o for (o,) in conn.execute(_LEASE_OWNERS).fetchall() if _owner_gone(o, host)]
+    if not gone:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        marks = ",".join("?" * len(gone))
+        n = conn.execute(
+            f"UPDATE queue SET available_at = min(available_at, ?), lease_owner = NULL "
+            f"WHERE state = 0 AND lease_owner IN ({marks})",
+            (now, *gone),
+        ).rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return n
 # Waiting (unleased) records of a topic, by id, a step at a time.
 _WAITING_BOUND = (
     "SELECT max(id) FROM (SELECT id FROM queue WHERE topic = ? AND state = 0 AND lease_owner IS NULL AND id > ? "
@@ -172,6 +215,7 @@ class SQLiteEventLog:
             conn = self._connect()
             try:
                 create_or_upgrade(conn)
+                release_dead_leases(conn, self.clock())
                 return conn.execute(_LIVE_COUNTS).fetchall()
             except sqlite3.Error as exc:
                 raise translate(exc) from exc
