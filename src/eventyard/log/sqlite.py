@@ -42,7 +42,7 @@ from eventyard.log.base import (
     Transaction,
 )
 from eventyard.log.sqlite_schema import COUNT_SECONDS, LATENCY_SECONDS, bin_value, create_or_upgrade
-from eventyard.log.sqlite_writer import Append, Writer, insert_records, translate
+from eventyard.log.sqlite_writer import Append, Writer, insert_records, transact, translate
 from eventyard.log.trace_rows import TraceWrite, unpack
 
 _ids = msgspec.json.encode
@@ -124,19 +124,12 @@ def release_dead_leases(conn: sqlite3.Connection, now: float) -> int:
     gone = [o for (o,) in conn.execute(_LEASE_OWNERS).fetchall() if _owner_gone(o, host)]
     if not gone:
         return 0
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        marks = ",".join("?" * len(gone))
-        n = conn.execute(
-            f"UPDATE queue SET available_at = min(available_at, ?), lease_owner = NULL "
-            f"WHERE state = 0 AND lease_owner IN ({marks})",
-            (now, *gone),
-        ).rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return n
+    marks = ",".join("?" * len(gone))
+    release = (
+        f"UPDATE queue SET available_at = min(available_at, ?), lease_owner = NULL "
+        f"WHERE state = 0 AND lease_owner IN ({marks})"
+    )
+    return transact(conn, lambda c: c.execute(release, (now, *gone)).rowcount)
 # Waiting (unleased) records of a topic, by id, a step at a time.
 _WAITING_BOUND = (
     "SELECT max(id) FROM (SELECT id FROM queue WHERE topic = ? AND state = 0 AND lease_owner IS NULL AND id > ? "

@@ -8,11 +8,11 @@ together. If one operation of a group fails, the group is rolled back and each o
 re-run alone, so one bad call cannot fail its neighbours.
 
 Several processes may write one log (``workers``, or collect workers beside a pipeline
-process). SQLite lets one write transaction in at a time and makes the others poll with
-growing sleeps (its busy handler), which stalls a waiting group for milliseconds after the
-lock is free. With ``lock_path`` every writer first takes an exclusive ``flock`` on that file
-(the thread sleeps in the kernel and wakes the moment the other process lets go), so the
-writers of all processes take turns without polling.
+process). SQLite lets one write transaction in at a time; the others would have to poll for
+it (``begin`` retries in steps of up to 2 ms, each retry also waiting for the GIL), so a
+waiting group stalled after the lock was free. With ``lock_path`` every writer first takes an
+exclusive ``flock`` on that file (the thread sleeps in the kernel and wakes the moment the
+other process lets go), so the writers of all processes take turns without polling.
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, TypeVar
 
 from eventyard.errors import LogFull, Unavailable
 from eventyard.log.sqlite_schema import pack_records
+
+T = TypeVar("T")
 
 Op = Callable[[sqlite3.Connection], Any]
 
@@ -155,6 +157,18 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+def transact(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(conn)`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back if anything fails)."""
+    begin(conn)
+    try:
+        value = fn(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return value
+
+
 class Writer:
     """The writer thread and its queue."""
 
@@ -195,6 +209,11 @@ class Writer:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
+    def _transact(self, conn: sqlite3.Connection, ops: list[_Pending]) -> list[Any]:
+        """Run ``ops`` in one transaction, in this process's turn among the log's writers."""
+        with self._turn():
+            return transact(conn, lambda c: _apply(c, ops))
+
     def _run(self) -> None:
         conn = self._connect()
         if self._lock_path is not None:
@@ -222,14 +241,7 @@ class Writer:
     def _run_group(self, conn: sqlite3.Connection, ops: list[_Pending]) -> None:
         results: list[tuple[_Pending, Any, bool]] = []
         try:
-            with self._turn():
-                begin(conn)
-                try:
-                    values = _apply(conn, ops)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
+            values = self._transact(conn, ops)
             results = [(op, v, False) for op, v in zip(ops, values, strict=True)]
         except sqlite3.Error as exc:
             if len(ops) == 1 or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
@@ -250,15 +262,7 @@ class Writer:
 
     def _run_one(self, conn: sqlite3.Connection, op: _Pending) -> tuple[_Pending, Any, bool]:
         try:
-            with self._turn():
-                begin(conn)
-                try:
-                    value = _apply(conn, [op])[0]
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
-            return op, value, False
+            return op, self._transact(conn, [op])[0], False
         except sqlite3.Error as exc:
             return op, translate(exc), True
         except Exception as exc:
@@ -283,4 +287,4 @@ def _apply(conn: sqlite3.Connection, ops: list[_Pending]) -> list[Any]:
     return values
 
 
-__all__ = ["Append", "Op", "Writer", "insert_records", "translate"]
+__all__ = ["Append", "Op", "Writer", "insert_records", "transact", "translate"]
