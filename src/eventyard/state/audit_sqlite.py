@@ -31,6 +31,7 @@ from typing import TypeVar
 from eventyard.errors import Unavailable
 from eventyard.state.base import AuditEntry
 from eventyard.state.group_commit import GroupCommit
+from eventyard.state.sqlite_connect import connect
 
 T = TypeVar("T")
 
@@ -65,17 +66,6 @@ def audit_path_for(state_path: str | Path) -> Path:
     """``.../state.sqlite3`` -> ``.../state-audit.sqlite3``."""
     path = Path(state_path)
     return path.with_name(f"{path.stem}-audit{path.suffix}")
-
-
-def _connect(path: str, read_only: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout=10000")
-    if read_only:
-        conn.execute("PRAGMA query_only=ON")
-    else:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")  # an entry is on disk before its caller goes on
-    return conn
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
@@ -160,7 +150,7 @@ class SQLiteAuditTrail:
 
     def open(self, state: sqlite3.Connection | None) -> None:
         """Create the table if needed and move a state file's entries over (blocking; at start)."""
-        writer = _connect(self.path, read_only=False)
+        writer = connect(self.path, read_only=False)  # synchronous=FULL: an entry is on disk before its caller goes on
         try:
             writer.execute("BEGIN IMMEDIATE")
             try:
@@ -172,7 +162,7 @@ class SQLiteAuditTrail:
                 raise
             if state is not None:
                 move_from_state(writer, state)
-            reader = _connect(self.path, read_only=True)
+            reader = connect(self.path, read_only=True)
         except BaseException:
             writer.close()
             raise

@@ -31,6 +31,7 @@ from eventyard.state.identity_base import GraphTx
 from eventyard.state.identity_changes import SCHEMA_V2
 from eventyard.state.identity_noted import SCHEMA_V4
 from eventyard.state.identity_sql import SCHEMA_V1, SqlGraphTx
+from eventyard.state.sqlite_connect import connect
 
 T = TypeVar("T")
 
@@ -98,13 +99,7 @@ class SQLiteGraphTx(SqlGraphTx):
 
 
 def _connect(path: str, read_only: bool, busy_timeout_ms: int = 10000) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-    if read_only:
-        conn.execute("PRAGMA query_only=ON")
-    else:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+    conn = connect(path, read_only, busy_timeout_ms)
     conn.execute("PRAGMA cache_size=-65536")
     # reads through a memory map: no read() system call per page of the graph's indexes
     conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
