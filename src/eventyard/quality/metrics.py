@@ -19,10 +19,13 @@ Names (all prefixed ``eventyard_``):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from eventyard.quality.worker_metrics import WorkerMetrics
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -77,6 +80,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        #: Set when several worker processes share the port (``share_with_workers``).
+        self.workers: WorkerMetrics | None = None
         #: Accepted events and body bytes per source (plain numbers: see ``IngestCounts``).
         self.ingest = IngestCounts()
         self.registry.register(self.ingest)
@@ -189,5 +194,12 @@ class Metrics:
     def watch_log(self, backlog: Callable[[], dict[str, int]], disk: Callable[[], int | None]) -> None:
         self.registry.register(_LogCollector(backlog, disk))
 
+    def share_with_workers(self, directory: Path, index: int, workers: int) -> WorkerMetrics:
+        """Make ``render`` include the other workers' counters (``quality.worker_metrics``)."""
+        self.workers = WorkerMetrics(self.registry, directory, index, workers)
+        return self.workers
+
     def render(self) -> bytes:
+        if self.workers is not None:
+            return generate_latest(self.workers.view())
         return generate_latest(self.registry)

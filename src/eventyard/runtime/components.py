@@ -17,6 +17,7 @@ from eventyard.log.base import EventLog
 from eventyard.privacy.service import start_regulations
 from eventyard.privacy.suppression import SuppressionList
 from eventyard.quality.metrics import Metrics
+from eventyard.quality.worker_metrics import snapshot_dir
 from eventyard.route.fanout import Fanout
 from eventyard.route.identity_feed import IdentityFeed
 from eventyard.route.manager import DeliveryManager
@@ -61,6 +62,8 @@ class Components:
     suppressions: SuppressionList | None = None
     #: Whether this process purges old processed records (one of several workers does).
     purge: bool = True
+    #: Which of the processes sharing the port this is (0: the first; see ``runtime.workers``).
+    worker_index: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _workers: list[asyncio.Task[None]] = field(default_factory=list)
@@ -75,6 +78,10 @@ class Components:
             await self.identity.start()
         self._stop = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="eventyard-housekeeping"))
+        if self.settings.workers > 1:  # /metrics adds up the workers' counters
+            directory = snapshot_dir(self.settings.data_path, self.settings.port)
+            shared = self.metrics.share_with_workers(directory, self.worker_index, self.settings.workers)
+            self._tasks.append(asyncio.create_task(shared.run(), name="eventyard-worker-metrics"))
         consumer = f"{socket.gethostname()}:{os.getpid()}"
         if self.identity is not None and "unify" in self.settings.roles:
             self._tasks.append(asyncio.create_task(self.identity.housekeeping(), name="eventyard-profile-history"))

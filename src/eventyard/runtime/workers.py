@@ -33,6 +33,7 @@ from collections.abc import Callable
 import msgspec
 import uvicorn
 
+from eventyard.quality import worker_metrics
 from eventyard.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def _worker_main(fd: int, index: int, parent: int) -> None:
     sock = socket.socket(fileno=fd)
     components = build(settings)
     components.purge = False  # the first process purges
+    components.worker_index = index
     uvicorn.Server(uvicorn_config(settings, create_role_app(settings, components))).run(sockets=[sock])
 
 
@@ -92,6 +94,7 @@ def serve(settings: Settings, app: Callable[..., object]) -> None:
     """Serve ``app`` here and in ``settings.workers - 1`` more processes, on one socket."""
     config = uvicorn_config(settings, app)
     sock = config.bind_socket()
+    worker_metrics.clear(worker_metrics.snapshot_dir(settings.data_path, settings.port))
     children: list[subprocess.Popen[bytes]] = []
     server = uvicorn.Server(config)
     stopping = threading.Event()
