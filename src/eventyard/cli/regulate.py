@@ -29,9 +29,7 @@ from eventyard.privacy.regulations import MAX_SUBJECTS, OPEN
 app = typer.Typer(help="Delete and suppress users' data (GDPR/CCPA regulations).", no_args_is_help=True)
 
 Url = typer.Option("http://127.0.0.1:8080", help="Base URL of the server.")
-Token = typer.Option(
-    None, help="Owner or editor token (or EVENTYARD_ADMIN_TOKEN, or the data directory's token file)."
-)
+Token = typer.Option(None, help="Owner or editor token (or EVENTYARD_ADMIN_TOKEN, or the data directory's token file).")
 Workspace = typer.Option(None, help="Workspace id or name (when the token sees several).")
 Ids = typer.Argument(None, help="User ids.", show_default=False)
 IdFile = typer.Option(None, "--file", help="Read user ids from this file, one per line ('-': stdin).")

@@ -39,6 +39,8 @@ async def _log_error(exc: Exception) -> None:
 
 async def _log_reconnect() -> None:
     log.info("NATS connection back")
+
+
 _PAGE = 1000
 
 

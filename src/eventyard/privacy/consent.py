@@ -167,9 +167,7 @@ def blocked_by(event: dict[str, Any], needs: DestinationConsent) -> str | None:
             if hit:
                 strategy = _strategy(managed, needs.strategy)
                 if strategy == "and" or len(hit) == len(needs.categories):
-                    return (
-                        "end user denied " + ", ".join(hit) + f" (context.consentManagement, strategy {strategy})"
-                    )
+                    return "end user denied " + ", ".join(hit) + f" (context.consentManagement, strategy {strategy})"
     return None
 
 
