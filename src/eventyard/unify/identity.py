@@ -13,7 +13,8 @@ idempotent: a retried batch finds its identifiers in place).
 
 from __future__ import annotations
 
-from eventyard.spec import timestamps
+from datetime import UTC, datetime
+
 from eventyard.spec.pipeline import PipelineEvent, StageResult
 from eventyard.state.identity_base import GraphTx
 from eventyard.unify import stamp
@@ -44,10 +45,13 @@ def event_time(item: PipelineEvent) -> float:
     """The event's ``timestamp`` (skew-corrected at ingest) as Unix seconds."""
     raw = item.event.get("timestamp")
     if isinstance(raw, str):
+        # ``timestamps.parse`` without its conversion to UTC: an aware time's Unix seconds do
+        # not depend on its zone, and this runs once per event
         try:
-            return timestamps.parse(raw, "timestamp").timestamp()
-        except timestamps.InvalidTimestamp:
-            pass
+            dt = datetime.fromisoformat(raw)
+        except ValueError:
+            return item.received
+        return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).timestamp()
     return item.received
 
 
