@@ -209,11 +209,6 @@ class Writer:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def _transact(self, conn: sqlite3.Connection, ops: list[_Pending]) -> list[Any]:
-        """Run ``ops`` in one transaction, in this process's turn among the log's writers."""
-        with self._turn():
-            return transact(conn, lambda c: _apply(c, ops))
-
     def _run(self) -> None:
         conn = self._connect()
         if self._lock_path is not None:
@@ -224,24 +219,29 @@ class Writer:
             if first is _STOP:
                 break
             ops: list[_Pending] = [first]
-            while len(ops) < _MAX_GROUP:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                ops.append(nxt)
-            self._run_group(conn, ops)
+            # The group is taken once it is this process's turn: what arrived while another
+            # process was writing joins this commit instead of waiting for the next one.
+            with self._turn():
+                while len(ops) < _MAX_GROUP:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stopping = True
+                        break
+                    ops.append(nxt)
+                results = self._run_group(conn, ops)
+            _answer(results)
         conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
 
-    def _run_group(self, conn: sqlite3.Connection, ops: list[_Pending]) -> None:
+    def _run_group(self, conn: sqlite3.Connection, ops: list[_Pending]) -> list[tuple[_Pending, Any, bool]]:
+        """Commit ``ops`` together (or, after a failure, each alone): each op's value or error."""
         results: list[tuple[_Pending, Any, bool]] = []
         try:
-            values = self._transact(conn, ops)
+            values = transact(conn, lambda c: _apply(c, ops))
             results = [(op, v, False) for op, v in zip(ops, values, strict=True)]
         except sqlite3.Error as exc:
             if len(ops) == 1 or getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
@@ -252,21 +252,26 @@ class Writer:
         except Exception:
             # One operation is at fault (bad arguments): isolate it, keep the others.
             results = [self._run_one(conn, op) for op in ops]
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
-        for op, value, failed in results:
-            by_loop.setdefault(op.loop, []).append((op.fut, value, failed))
-        for loop, items in by_loop.items():
-            # A loop that closed while we wrote has nobody waiting.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, items)
+        return results
 
     def _run_one(self, conn: sqlite3.Connection, op: _Pending) -> tuple[_Pending, Any, bool]:
         try:
-            return op, self._transact(conn, [op])[0], False
+            return op, transact(conn, lambda c: _apply(c, [op]))[0], False
         except sqlite3.Error as exc:
             return op, translate(exc), True
         except Exception as exc:
             return op, exc, True
+
+
+def _answer(results: list[tuple[_Pending, Any, bool]]) -> None:
+    """Resolve the futures of a finished group, one call per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
+    for op, value, failed in results:
+        by_loop.setdefault(op.loop, []).append((op.fut, value, failed))
+    for loop, items in by_loop.items():
+        # A loop that closed while we wrote has nobody waiting.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, items)
 
 
 def _apply(conn: sqlite3.Connection, ops: list[_Pending]) -> list[Any]:

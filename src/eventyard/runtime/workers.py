@@ -2,9 +2,10 @@
 
 One Python process parses requests on one CPU at a time (one GIL, shared with the log's
 writer thread), so a ``collect`` process is CPU-bound on a single core long before the disk
-is. With ``workers = N`` the process binds the port once and starts ``N - 1`` more processes
-that accept connections on the same listening socket; each has its own event loop and its own
-log writer, appending to the same log (SQLite in WAL mode serializes their write
+is. With ``workers = N`` the process binds the port and starts ``N - 1`` more processes that
+accept connections on it (on Linux each on a listening socket of its own, all bound with
+``SO_REUSEPORT``, so the kernel spreads connections evenly: ``listening_sockets``); each has
+its own event loop and its own log writer, appending to the same log (SQLite in WAL mode serializes their write
 transactions; every commit is still fsynced before its requests are answered).
 
 Only ``collect``-only processes may have workers (``Settings`` refuses the rest): the other
@@ -80,6 +81,65 @@ def _worker_main(fd: int, index: int, parent: int) -> None:
     uvicorn.Server(uvicorn_config(settings, create_role_app(settings, components))).run(sockets=[sock])
 
 
+#: Pending connections each listening socket holds (uvicorn's default).
+BACKLOG = 2048
+
+
+def _balanced() -> bool:
+    """Whether the kernel spreads new connections over sockets sharing a port (Linux)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def listening_sockets(first: socket.socket, count: int) -> list[socket.socket]:
+    """``first`` and ``count - 1`` more sockets listening on its address, one per process.
+
+    On Linux each process gets a socket of its own, all bound with ``SO_REUSEPORT``: the
+    kernel hands every new connection to one of them by a hash of its addresses, so the
+    connections are spread evenly. With one shared socket, whichever process woke first
+    accepted everything that was waiting: a client opening 64 connections at once got
+    splits like 51/13 between two workers, and the busier one limited the whole server.
+    Elsewhere all processes accept on ``first``.
+    """
+    if count == 1 or not _balanced():
+        return [first] * count
+    host, port = first.getsockname()[:2]
+    out = [first]
+    for _ in range(count - 1):
+        sock = socket.socket(first.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            for made in out[1:]:
+                made.close()
+            raise
+        sock.set_inheritable(True)
+        out.append(sock)
+    return out
+
+
+def _bind(config: uvicorn.Config, settings: Settings) -> socket.socket:
+    """The server's first listening socket (with ``SO_REUSEPORT`` when workers get their own)."""
+    if settings.workers == 1 or not _balanced():
+        return config.bind_socket()
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((settings.host, settings.port))
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        log.error("could not bind %s:%d: %s", settings.host, settings.port, exc)
+        sys.exit(1)
+    sock.set_inheritable(True)
+    return sock
+
+
 def _start_worker(settings: Settings, sock: socket.socket, index: int) -> subprocess.Popen[bytes]:
     fd = sock.fileno()
     args = [sys.executable, "-m", "eventyard.runtime.workers", str(fd), str(index), str(os.getpid())]
@@ -93,7 +153,8 @@ def _start_worker(settings: Settings, sock: socket.socket, index: int) -> subpro
 def serve(settings: Settings, app: Callable[..., object]) -> None:
     """Serve ``app`` here and in ``settings.workers - 1`` more processes, on one socket."""
     config = uvicorn_config(settings, app)
-    sock = config.bind_socket()
+    sock = _bind(config, settings)
+    sockets = listening_sockets(sock, settings.workers)
     worker_metrics.clear(worker_metrics.snapshot_dir(settings.data_path, settings.port))
     children: list[subprocess.Popen[bytes]] = []
     server = uvicorn.Server(config)
@@ -115,8 +176,10 @@ def serve(settings: Settings, app: Callable[..., object]) -> None:
 
     try:
         for index in range(1, settings.workers):
-            child = _start_worker(settings, sock, index)
+            child = _start_worker(settings, sockets[index], index)
             children.append(child)
+            if sockets[index] is not sock:
+                sockets[index].close()  # the worker has its own copy; ours would take connections
             threading.Thread(target=watch, args=(child,), name=f"eventyard-worker-{index}", daemon=True).start()
         server.run(sockets=[sock])
     finally:
@@ -130,7 +193,8 @@ def serve(settings: Settings, app: Callable[..., object]) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait(5)
-        sock.close()
+        for spare in sockets:
+            spare.close()
     if failed.is_set():
         sys.exit(1)
 
