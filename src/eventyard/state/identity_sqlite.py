@@ -50,7 +50,7 @@ T = TypeVar("T")
 #: Address space each connection maps the database file into (not memory it takes).
 MMAP_BYTES = 1 << 30
 #: Seconds between the checkpoint thread's runs (at most; it runs only after commits).
-CHECKPOINT_INTERVAL = 0.25
+CHECKPOINT_INTERVAL = 1.0
 #: WAL pages after which a commit checkpoints by itself (SQLite's default: 1,000): only
 #: reached when the checkpoint thread falls behind.
 SAFETY_CHECKPOINT = 20_000
