@@ -10,8 +10,9 @@ generated round by round (``--round`` batches at a time) and not timed.
 Each round is loaded three times, one after the other, so that all three meet the same
 background load (the machine is shared):
 
-* **eventyard**: ``DuckDBDestination.deliver`` in batches of ``--batch`` with two loads in flight
-  (the destination's default concurrency, as the delivery worker runs it; ``--concurrency``),
+* **eventyard**: ``DuckDBDestination.deliver`` in batches of ``--batch`` with three loads in flight
+  (the destination's default concurrency, as the delivery worker runs it; ``--concurrency``;
+  batches prepared in 2 worker processes, the default),
   into its own file: flattening, schema planning, Arrow columns, ``INSERT ... WHERE NOT EXISTS``
   (idempotence), the ``users`` upsert and discards, one transaction per batch.
 * **plain appender** and **plain arrow**: the same rows, flattened and coerced by

@@ -10,10 +10,12 @@ generated round by round (``--round`` batches at a time) and not timed.
 Each round is loaded twice, one after the other, so that both meet the same background load
 (the machine is shared, and PostgreSQL runs on it too):
 
-* **eventyard**: ``PostgresDestination.deliver`` in batches of ``--batch`` with two loads in
-  flight (the destination's default concurrency, as the delivery worker runs it): flattening,
-  schema planning, CSV from Arrow, ``COPY`` into staging tables and ``INSERT ... ON CONFLICT``,
-  the ``users`` upsert and discards, one transaction per batch.
+* **eventyard**: ``PostgresDestination.deliver`` in batches of ``--batch`` with the
+  destination's default concurrency (3 loads in flight, as the delivery worker runs it;
+  ``--concurrency``) and default settings (batches prepared in 2 worker processes): flattening,
+  schema planning, binary COPY data built by Arrow, ``COPY`` straight into each table inside a
+  savepoint (duplicates looked up only when the table refuses one), the ``users`` upsert and
+  discards, one transaction per batch.
 * **plain**: the same rows, flattened and coerced by ``eventyard.warehouse`` outside the timer
   into Python tuples, with one binary ``COPY`` per table and batch (psycopg ``write_row``), two
   connections in parallel, into tables created ``LIKE`` eventyard's (same columns, same primary
@@ -36,6 +38,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import sql
 
@@ -68,8 +71,10 @@ def _check(outcomes: list[Outcome]) -> None:
 
 
 class Eventyard:
-    def __init__(self, dsn: str, batch_size: int) -> None:
+    def __init__(self, dsn: str, batch_size: int, concurrency: int | None = None) -> None:
         settings = PostgresSettings(dsn=dsn, batch_size=batch_size, schemas={SOURCE: SOURCE})
+        if concurrency is not None:
+            settings = msgspec.structs.replace(settings, concurrency=concurrency)
         self.dest = PostgresDestination(settings, DestinationContext("dst-bench", "bench", Path("/tmp")))
         self.concurrency = settings.concurrency
         self.seconds = 0.0
@@ -188,12 +193,13 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--round", type=int, default=10, help="batches per round (each side loads a round in turn)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--concurrency", type=int, help="loads in flight (default: the destination's default)")
     args = parser.parse_args()
     print(f"before the run: {machine_load()}", flush=True)
     seen_users: set[str] = set()
     generated = batches(args.events, args.batch, args.seed)
     with database() as dsn:
-        eventyard = Eventyard(dsn, args.batch)
+        eventyard = Eventyard(dsn, args.batch, args.concurrency)
         plain = Plain(dsn)
         await plain.start()
         try:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -41,6 +41,7 @@ from eventyard.warehouse import DUCKDB, Discard, QueryResult, SourceSchemas, Tab
 from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
 from eventyard.warehouse.identity_tables import IdentityLoad
 from eventyard.warehouse.loading import Bisector, discard_reports, schemas_of
+from eventyard.warehouse.workers import PrepareError, PrepareFailed, PreparePool
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class DuckDBDestination(Destination):
         batch_size=5000,
         batch_bytes=64 * 1024 * 1024,
         batch_age_seconds=2.0,
-        concurrency=1,
+        concurrency=3,
         deletes=True,
         mappable=False,
     )
@@ -70,6 +71,8 @@ class DuckDBDestination(Destination):
         super().__init__(settings, context)
         self._store: DuckDBStore | None = None
         self._lock = asyncio.Lock()
+        #: Worker processes that flatten and plan large batches (started on first use).
+        self.workers = PreparePool(self.settings.prepare_processes)
         self.schemas = SourceSchemas(DUCKDB, self.settings.schemas, self.settings.default_schema)
 
     @classmethod
@@ -97,10 +100,13 @@ class DuckDBDestination(Destination):
             raise Unavailable(f"cannot open the warehouse {self.path}: {type(exc).__name__}: {exc}") from None
 
     async def close(self) -> None:
-        async with self._lock:
-            store, self._store = self._store, None
-            if store is not None:
-                await asyncio.to_thread(store.close)
+        try:
+            await self.workers.close()
+        finally:
+            async with self._lock:
+                store, self._store = self._store, None
+                if store is not None:
+                    await asyncio.to_thread(store.close)
 
     async def check(self) -> None:
         """The file's directory exists (or can be created) and is writable; nothing is written."""
@@ -118,9 +124,36 @@ class DuckDBDestination(Destination):
             return [Outcome.retry(f"source_lookup: cannot look up the events' sources: {exc}")] * len(batch)
         store = await self._open()
         # Flattening and planning need no lock: with more than one load in flight (the
-        # delivery policy's `concurrency`) they overlap the other load's database work. The
-        # plan is made again under the lock only if a load in between changed a table.
-        loader = await asyncio.to_thread(_Loader.prepare, store, batch, schemas, loaded_at)
+        # delivery policy's `concurrency`) they overlap the other load's database work, in a
+        # worker process for large batches. The plan is made again under the lock only if a
+        # load in between changed a table.
+        events = [item.event for item in batch]
+        sources = [item.source_id for item in batch]
+        loader = None
+        if self.workers.wanted(len(batch)):
+            generation, tables = store.generation, dict(store.tables)
+            try:
+                found = await self.workers.run(
+                    "eventyard.destinations.duckdb.destination:prepare_elsewhere",
+                    events,
+                    sources,
+                    schemas,
+                    loaded_at,
+                    tables,
+                )
+            except PrepareFailed as exc:  # nothing was written: the whole batch is tried again later
+                log.warning("a batch of %d events is retried: %s", len(batch), exc)
+                return [Outcome.retry(f"prepare_failed: {exc}")] * len(batch)
+            except PrepareError as exc:  # prepared here instead, where the error is raised as before
+                log.warning("preparing a batch in a worker process failed, preparing it here: %s", exc)
+            else:
+                flattened, unsupported, plan = found
+                loader = _Loader(store, None, loaded_at, flattened, (events, sources, schemas))
+                loader.unsupported = unsupported
+                if plan is not None:
+                    loader._planned = (generation, plan)
+        if loader is None:
+            loader = await asyncio.to_thread(_Loader.prepare, store, events, sources, schemas, loaded_at)
         if loader.events:
             async with self._lock:
                 if self._store is not store:
@@ -191,14 +224,58 @@ def _classify(exc: Exception) -> Outcome:
     return Outcome.failed(f"load_refused: the warehouse refused the load: {text}")
 
 
+def flatten_batch(
+    events: Sequence[Mapping[str, Any]], sources: Sequence[str], schemas: dict[str, str], loaded_at: datetime
+) -> tuple[Grouped, dict[int, Outcome]]:
+    """The events flattened and grouped by (schema, table), and those that cannot be loaded."""
+    grouped = Grouped()
+    unsupported: dict[int, Outcome] = {}
+    for i, event in enumerate(events):
+        try:
+            flat = flatten_event(event, loaded_at=loaded_at, dialect=DUCKDB)
+        except (ValueError, TypeError) as exc:
+            unsupported[i] = Outcome.failed(f"unsupported_event: {exc}")
+            continue
+        grouped.add(i, schemas[sources[i]], flat)
+    return grouped, unsupported
+
+
+def prepare_elsewhere(
+    events: Sequence[Mapping[str, Any]],
+    sources: Sequence[str],
+    schemas: dict[str, str],
+    loaded_at: datetime,
+    tables: dict[tuple[str, str], dict[str, Any]],
+) -> tuple[list[int], dict[int, Outcome], LoadPlan | None]:
+    """In a worker process: the events flattened, those that cannot be loaded, and the plan
+    against ``tables`` (``None`` when planning fails: planned again under the lock)."""
+    grouped, unsupported = flatten_batch(events, sources, schemas, loaded_at)
+    plan = None
+    if grouped.events:
+        with contextlib.suppress(Exception):
+            plan = plan_load(grouped, lambda schema, table: tables.get((schema, table), {}), DUCKDB)
+    return grouped.events, unsupported, plan
+
+
 class _Loader:
     """One ``deliver``'s loads, in worker threads: the whole batch, then halves of it on a refusal."""
 
-    def __init__(self, store: DuckDBStore, grouped: Grouped, loaded_at: datetime) -> None:
+    def __init__(
+        self,
+        store: DuckDBStore,
+        grouped: Grouped | None,
+        loaded_at: datetime,
+        events: list[int],
+        source: tuple[Sequence[Mapping[str, Any]], Sequence[str], dict[str, str]] | None = None,
+    ) -> None:
         self.store = store
-        self.grouped = grouped
+        #: ``None`` when a worker process flattened the batch: flattened again here only if the
+        #: batch must be planned again (``source`` says from what).
+        self._grouped = grouped
+        self._source = source
         self.loaded_at = loaded_at
-        self.bisector = Bisector(sorted(grouped.events))
+        self._events = events
+        self.bisector = Bisector(sorted(events))
         #: Events that cannot be loaded at all (an unknown event type).
         self.unsupported: dict[int, Outcome] = {}
         #: Discards of the loads that committed, with their events.
@@ -207,19 +284,16 @@ class _Loader:
 
     @classmethod
     def prepare(
-        cls, store: DuckDBStore, batch: Sequence[DeliveryEvent], schemas: dict[str, str], loaded_at: datetime
+        cls,
+        store: DuckDBStore,
+        events: Sequence[Mapping[str, Any]],
+        sources: Sequence[str],
+        schemas: dict[str, str],
+        loaded_at: datetime,
     ) -> _Loader:
         """Flatten the batch and plan it against the tables as they are now."""
-        grouped = Grouped()
-        unsupported: dict[int, Outcome] = {}
-        for i, item in enumerate(batch):
-            try:
-                flat = flatten_event(item.event, loaded_at=loaded_at, dialect=DUCKDB)
-            except (ValueError, TypeError) as exc:
-                unsupported[i] = Outcome.failed(f"unsupported_event: {exc}")
-                continue
-            grouped.add(i, schemas[item.source_id], flat)
-        loader = cls(store, grouped, loaded_at)
+        grouped, unsupported = flatten_batch(events, sources, schemas, loaded_at)
+        loader = cls(store, grouped, loaded_at, grouped.events)
         loader.unsupported = unsupported
         if grouped.events:
             generation = store.generation
@@ -228,8 +302,15 @@ class _Loader:
         return loader
 
     @property
+    def grouped(self) -> Grouped:
+        if self._grouped is None:
+            assert self._source is not None
+            self._grouped, _ = flatten_batch(*self._source, self.loaded_at)
+        return self._grouped
+
+    @property
     def events(self) -> list[int]:
-        return self.grouped.events
+        return self._events
 
     def run(self) -> None:
         self.bisector.run(self._load)
@@ -241,7 +322,7 @@ class _Loader:
         return outcomes
 
     def _plan(self, indices: list[int]) -> LoadPlan:
-        grouped = self.grouped if len(indices) == len(self.grouped.events) else self.grouped.subset(indices)
+        grouped = self.grouped if len(indices) == len(self._events) else self.grouped.subset(indices)
         return plan_load(grouped, self.store.columns, DUCKDB)
 
     def _load(self, indices: list[int]) -> tuple[dict[int, str], Outcome | None]:

@@ -27,11 +27,16 @@ class DuckDBSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     auto_connect: bool = False
     #: Schema of the identity tables (profiles, identifiers, merges); see ``docs/identity.md``.
     identity_schema: str = "eventyard_identity"
+    #: Worker processes that flatten and plan batches of 500 events or more (started on first
+    #: use, stopped with the destination); 0 prepares every batch in a thread of the server.
+    prepare_processes: int = 2
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 100_000:
             raise ValueError("`batch_size` must be between 1 and 100000")
         if not 0 <= self.batch_age_seconds <= 300:
             raise ValueError("`batch_age_seconds` must be between 0 and 300")
+        if not 0 <= self.prepare_processes <= 16:
+            raise ValueError("`prepare_processes` must be between 0 and 16")
         if not self.identity_schema.replace("_", "").isalnum() or not self.identity_schema[:1].isalpha():
             raise ValueError("`identity_schema` must start with a letter and hold only letters, digits and `_`")

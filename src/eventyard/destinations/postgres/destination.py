@@ -42,7 +42,7 @@ class PostgresDestination(Destination):
         batch_size=5000,
         batch_bytes=64 * 1024 * 1024,
         batch_age_seconds=2.0,
-        concurrency=2,
+        concurrency=3,
         deletes=True,
         mappable=False,
     )

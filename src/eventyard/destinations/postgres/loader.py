@@ -1,10 +1,12 @@
 """One load: a batch of events into PostgreSQL, in one transaction.
 
-1. Without a connection, in a worker thread: flatten every event into Segment's tables
+1. Without a connection, in a worker process (``eventyard.warehouse.workers``; a thread for
+   small batches or with ``prepare_processes: 0``): flatten every event into Segment's tables
    (``eventyard.warehouse``), group the rows by (schema, table), plan each table against the
    catalog as the last load saw it, and encode each table's rows for COPY (binary; CSV for a
    table with a column altered by hand). This overlaps the previous load, which is busy in the
-   server.
+   server, and two batches are prepared at once on two CPUs. A process that dies meanwhile
+   fails nothing: the batch is answered with a retry (``prepare_failed``).
 2. In one transaction: lock the schemas (advisory locks, sorted), create the schemas that are
    missing and read their tables. If a table changed since the plan was made (another loader,
    a person), the batch is planned again from what is there now. A table that would pass the
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,6 +47,7 @@ from eventyard.warehouse import DISCARDS_TABLE, POSTGRES, USERS, ColumnType, Dis
 from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
 from eventyard.warehouse.columns import ARROW_TYPES, ColumnarPlan
 from eventyard.warehouse.loading import Bisector
+from eventyard.warehouse.workers import PrepareError, PrepareFailed, PreparePool
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +61,91 @@ Encoded = tuple[bool, bytes]
 class Prepared:
     """A batch ready to load: its flattened events and, for the whole batch, a plan with its rows encoded."""
 
-    grouped: Grouped = field(default_factory=Grouped)
+    #: ``None`` when a worker process prepared the batch (the rows stay there): flattened again
+    #: in this process only if the batch must be planned again (``grouped_of``).
+    grouped: Grouped | None = field(default_factory=Grouped)
+    #: The events that were flattened (every one but the unsupported), in batch order.
+    events: list[int] = field(default_factory=list)
     #: Events that cannot be loaded at all (an event type the schema has no table for).
     unsupported: dict[int, Outcome] = field(default_factory=dict)
     plan: LoadPlan | None = None
     #: The catalog the plan was made against (only its tables matter).
     seen: Catalog = field(default_factory=dict)
     encoded: dict[Key, Encoded] = field(default_factory=dict)
+    #: What ``grouped`` is made from: (events, their sources, source -> schema, load time).
+    source: tuple[Sequence[Mapping[str, Any]], Sequence[str], dict[str, str], datetime] | None = None
+
+    def grouped_of(self) -> Grouped:
+        if self.grouped is None:
+            assert self.source is not None
+            self.grouped, _ = flatten_batch(*self.source)
+        return self.grouped
+
+
+def flatten_batch(
+    events: Sequence[Mapping[str, Any]], sources: Sequence[str], schemas: dict[str, str], now: datetime
+) -> tuple[Grouped, dict[int, Outcome]]:
+    """The events flattened and grouped by (schema, table), and those that cannot be loaded."""
+    grouped = Grouped()
+    unsupported: dict[int, Outcome] = {}
+    for index, event in enumerate(events):
+        if index % 128 == 127:
+            time.sleep(0)  # in a thread: let the event loop's thread have the GIL (it feeds the other load)
+        try:
+            flat = flatten_event(event, loaded_at=now, dialect=POSTGRES)
+        except (ValueError, TypeError) as exc:
+            unsupported[index] = Outcome.failed(f"unsupported_event: {exc}")
+            continue
+        grouped.add(index, schemas[sources[index]], flat)
+    return grouped, unsupported
+
+
+def prepare(
+    events: Sequence[Mapping[str, Any]], sources: Sequence[str], schemas: dict[str, str], now: datetime, known: Catalog
+) -> Prepared:
+    """Flatten, plan against the catalog ``known`` and encode the rows (in a worker thread)."""
+    out = Prepared(source=(events, sources, schemas, now))
+    grouped, out.unsupported = flatten_batch(events, sources, schemas, now)
+    out.grouped, out.events = grouped, grouped.events
+    if grouped.events:
+        out.seen = {schema: dict(tables) for schema, tables in known.items()}
+        try:
+            out.plan = plan_batch(grouped, grouped.events, out.seen)
+            out.encoded = _encode_all(out.plan, out.seen)
+        except Exception:  # planned again per attempt, where the error is told to the events
+            out.plan, out.encoded = None, {}
+    return out
+
+
+def prepare_elsewhere(
+    events: Sequence[Mapping[str, Any]], sources: Sequence[str], schemas: dict[str, str], now: datetime, known: Catalog
+) -> Prepared:
+    """``prepare`` in a worker process: only what the load needs goes back (no rows, no catalog)."""
+    out = prepare(events, sources, schemas, now, known)
+    out.grouped, out.source, out.seen = None, None, {}
+    return out
+
+
+def plan_batch(whole: Grouped, indices: list[int], known: Catalog) -> LoadPlan:
+    """The plan of the events ``indices`` of ``whole`` against the catalog ``known``."""
+
+    def columns(schema: str, table: str) -> dict[str, ColumnType]:
+        info = known.get(schema, {}).get(table)
+        return info.columns if info else {}
+
+    def check(schema: str, table: str, plan: ColumnarPlan) -> str | None:
+        info = known.get(schema, {}).get(table) or TableInfo()
+        if info.slots + len(plan.add) <= catalog.MAX_COLUMNS:
+            return None
+        return (
+            f"table {schema}.{table} has used {info.slots} of PostgreSQL's {catalog.MAX_COLUMNS} "
+            f"column slots (dropped columns keep theirs) and this batch needs {len(plan.add)} more; "
+            "rebuild the table (CREATE TABLE ... AS) to free dropped slots, or drop properties "
+            "before they reach the warehouse"
+        )
+
+    grouped = whole if len(indices) == len(whole.events) else whole.subset(indices)
+    return plan_load(grouped, columns, POSTGRES, check)
 
 
 @dataclass
@@ -83,15 +164,36 @@ class Loader:
         self.pool = Pool(settings, application_name)
         #: Tables as the last load saw them, per schema (plans are made against this first).
         self.known: Catalog = {}
-        # One batch is prepared at a time: two would only take turns at the GIL, while one
-        # overlaps the other load's work in the server.
+        #: Worker processes that prepare large batches (started on first use).
+        self.workers = PreparePool(settings.prepare_processes)
+        # In this process one batch is prepared at a time: two would only take turns at the
+        # GIL, while one overlaps the other load's work in the server.
         self._preparing = asyncio.Lock()
 
     async def load(self, batch: Sequence[DeliveryEvent], schemas: dict[str, str], now: datetime) -> Result:
-        async with self._preparing:
-            prepared = await asyncio.to_thread(self._prepare, batch, schemas, now)
+        events = [item.event for item in batch]
+        sources = [item.source_id for item in batch]
+        prepared: Prepared | None = None
+        if self.workers.wanted(len(batch)):
+            seen = {schema: dict(tables) for schema, tables in self.known.items()}
+            try:
+                found = await self.workers.run(
+                    "eventyard.destinations.postgres.loader:prepare_elsewhere", events, sources, schemas, now, seen
+                )
+            except PrepareFailed as exc:  # nothing was written: the whole batch is tried again later
+                log.warning("a batch of %d events is retried: %s", len(batch), exc)
+                return Result({i: Outcome.retry(f"prepare_failed: {exc}") for i in range(len(batch))})
+            except PrepareError as exc:  # prepared here instead, where the error is raised as before
+                log.warning("preparing a batch in a worker process failed, preparing it here: %s", exc)
+            else:
+                assert isinstance(found, Prepared)
+                prepared = found
+                prepared.seen, prepared.source = seen, (events, sources, schemas, now)
+        if prepared is None:
+            async with self._preparing:
+                prepared = await asyncio.to_thread(prepare, events, sources, schemas, now, self.known)
         result = Result(dict(prepared.unsupported))
-        bisector = Bisector(sorted(prepared.grouped.events))
+        bisector = Bisector(sorted(prepared.events))
         first = True
         while (part := bisector.next()) is not None:
             plan = prepared.plan if first else None
@@ -124,50 +226,15 @@ class Loader:
             await conn.close()
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            await self.workers.close()
+        finally:
+            await self.pool.close()
 
     # -- steps ------------------------------------------------------------------------------
 
-    def _prepare(self, batch: Sequence[DeliveryEvent], schemas: dict[str, str], now: datetime) -> Prepared:
-        """Flatten, plan against the known catalog and encode the rows (in a worker thread)."""
-        out = Prepared()
-        for index, item in enumerate(batch):
-            if index % 128 == 127:
-                time.sleep(0)  # let the event loop's thread have the GIL (it feeds the other load)
-            try:
-                flat = flatten_event(item.event, loaded_at=now, dialect=POSTGRES)
-            except (ValueError, TypeError) as exc:
-                out.unsupported[index] = Outcome.failed(f"unsupported_event: {exc}")
-                continue
-            out.grouped.add(index, schemas[item.source_id], flat)
-        if out.grouped.events:
-            out.seen = {schema: dict(tables) for schema, tables in self.known.items()}
-            try:
-                out.plan = self._plan(out, out.grouped.events, out.seen)
-                out.encoded = _encode_all(out.plan, out.seen)
-            except Exception:  # planned again per attempt, where the error is told to the events
-                out.plan, out.encoded = None, {}
-        return out
-
     def _plan(self, prepared: Prepared, indices: list[int], known: Catalog) -> LoadPlan:
-        def columns(schema: str, table: str) -> dict[str, ColumnType]:
-            info = known.get(schema, {}).get(table)
-            return info.columns if info else {}
-
-        def check(schema: str, table: str, plan: ColumnarPlan) -> str | None:
-            info = known.get(schema, {}).get(table) or TableInfo()
-            if info.slots + len(plan.add) <= catalog.MAX_COLUMNS:
-                return None
-            return (
-                f"table {schema}.{table} has used {info.slots} of PostgreSQL's {catalog.MAX_COLUMNS} "
-                f"column slots (dropped columns keep theirs) and this batch needs {len(plan.add)} more; "
-                "rebuild the table (CREATE TABLE ... AS) to free dropped slots, or drop properties "
-                "before they reach the warehouse"
-            )
-
-        whole = prepared.grouped
-        grouped = whole if len(indices) == len(whole.events) else whole.subset(indices)
-        return plan_load(grouped, columns, POSTGRES, check)
+        return plan_batch(prepared.grouped_of(), indices, known)
 
     async def _attempt(
         self, prepared: Prepared, part: list[int], plan: LoadPlan | None, now: datetime, result: Result

@@ -28,7 +28,7 @@ class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     #: How long a load waits to fill a batch, in seconds.
     batch_age_seconds: float = 2.0
     #: Loads in flight at once, each on its own connection.
-    concurrency: int = 2
+    concurrency: int = 3
     connect_timeout_seconds: float = 10.0
     #: A load waiting this long for a lock (another loader, an analyst's long query) is retried later.
     lock_timeout_seconds: float = 30.0
@@ -36,6 +36,9 @@ class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     statement_timeout_seconds: float = 90.0
     #: Schema of the identity tables (profiles, identifiers, merges); see ``docs/identity.md``.
     identity_schema: str = "eventyard_identity"
+    #: Worker processes that flatten and plan batches of 500 events or more (started on first
+    #: use, stopped with the destination); 0 prepares every batch in a thread of the server.
+    prepare_processes: int = 2
 
     def __post_init__(self) -> None:
         dsn = self.dsn.strip()
@@ -49,6 +52,8 @@ class PostgresSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("`batch_age_seconds` must be between 0 and 300")
         if not 1 <= self.concurrency <= 32:
             raise ValueError("`concurrency` must be between 1 and 32")
+        if not 0 <= self.prepare_processes <= 16:
+            raise ValueError("`prepare_processes` must be between 0 and 16")
         if not self.identity_schema.replace("_", "").isalnum() or not self.identity_schema[:1].isalpha():
             raise ValueError("`identity_schema` must start with a letter and hold only letters, digits and `_`")
         for name in ("connect_timeout_seconds", "lock_timeout_seconds", "statement_timeout_seconds"):
