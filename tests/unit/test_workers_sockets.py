@@ -60,3 +60,31 @@ def test_one_process_keeps_one_socket() -> None:
         assert workers.listening_sockets(first, 1) == [first]
     finally:
         first.close()
+
+
+def test_a_port_another_server_listens_on_is_refused_not_shared() -> None:
+    # another server with workers: its sockets allow SO_REUSEPORT, ours must not join them
+    port = free_port()
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", port))
+    other.listen(8)
+    settings = load_settings(None, {"roles": "collect", "workers": 2, "port": port}, environ={})
+    try:
+        with pytest.raises(SystemExit) as exited:
+            workers._bind(workers.uvicorn_config(settings, _app), settings)
+        assert exited.value.code == 1
+    finally:
+        other.close()
+
+
+def test_a_port_freed_by_a_stopped_server_can_be_bound_again() -> None:
+    settings = load_settings(None, {"roles": "collect", "workers": 2, "port": free_port()}, environ={})
+    first = workers._bind(workers.uvicorn_config(settings, _app), settings)
+    client = socket.create_connection(first.getsockname()[:2], timeout=5)
+    conn, _ = first.accept()
+    conn.close()  # the server side closes first: its end waits in TIME_WAIT
+    client.close()
+    first.close()
+    again = workers._bind(workers.uvicorn_config(settings, _app), settings)
+    again.close()

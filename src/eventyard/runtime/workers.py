@@ -121,11 +121,33 @@ def listening_sockets(first: socket.socket, count: int) -> list[socket.socket]:
     return out
 
 
+def _refuse_a_taken_port(family: socket.AddressFamily, settings: Settings) -> None:
+    """Exit with an error when something already listens on the port.
+
+    A socket bound with ``SO_REUSEPORT`` shares its port with any other such socket of the
+    same user, so a second server started by mistake on the port of a running one (with
+    workers too) would bind without an error and take half of its connections. A plain bind
+    first (no ``SO_REUSEPORT``) fails on a port that anything listens on, as a single-process
+    server's bind does.
+    """
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no obstacle
+        probe.bind((settings.host, settings.port))
+    except OSError as exc:
+        log.error("could not bind %s:%d: %s", settings.host, settings.port, exc)
+        sys.exit(1)
+    finally:
+        probe.close()
+
+
 def _bind(config: uvicorn.Config, settings: Settings) -> socket.socket:
     """The server's first listening socket (with ``SO_REUSEPORT`` when workers get their own)."""
     if settings.workers == 1 or not _balanced():
         return config.bind_socket()
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    if settings.port:
+        _refuse_a_taken_port(family, settings)
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
