@@ -23,6 +23,7 @@ import functools
 import http.server
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -132,6 +133,17 @@ class Tab:
 
     def paths_to(self, base_url: str, method: str) -> list[str]:
         return [urlsplit(url).path for m, url, _ in self.responses if m == method and url.startswith(base_url)]
+
+    def wait_for_responses(self, base_url: str, method: str, count: int, timeout: float = 10.0) -> list[str]:
+        """``paths_to`` once ``count`` responses are in (or ``timeout`` passed).
+
+        Playwright's sync API hands the page's events over only while the test calls into it,
+        so a response the server already answered may not be in ``responses`` yet.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.paths_to(base_url, method)) < count and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)
+        return self.paths_to(base_url, method)
 
     def assert_clean(self, server: ServerProcess) -> None:
         assert self.outside == [], f"requests left 127.0.0.1: {self.outside}"
@@ -253,7 +265,7 @@ def test_segment_analytics_next_sends_every_call_type(tab: Tab, server: ServerPr
     settings_path = f"/v1/projects/{server.write_key}/settings"
     assert tab.paths_to(server.url, "GET") == [settings_path]
     sent = ["/v1/p", "/v1/t", "/v1/a", "/v1/i", "/v1/g"]
-    assert sorted(tab.paths_to(server.url, "POST")) == sorted(sent)
+    assert sorted(tab.wait_for_responses(server.url, "POST", len(sent))) == sorted(sent)
     # analytics-next sends an Authorization header, so its calls are preflighted
     assert {urlsplit(u).path for u in tab.preflights} == set(sent)
     tab.assert_clean(server)
@@ -344,7 +356,7 @@ def test_rudderstack_analytics_js_sends_every_call_type(tab: Tab, server: Server
 
     assert tab.paths_to(server.url, "GET") == ["/sourceConfig/"]
     sent = ["/v1/page", "/v1/track", "/v1/identify", "/v1/group", "/v1/alias"]
-    assert sorted(tab.paths_to(server.url, "POST")) == sorted(sent)
+    assert sorted(tab.wait_for_responses(server.url, "POST", len(sent))) == sorted(sent)
     # the config request carries an Authorization header and the events JSON: all preflighted
     assert {urlsplit(u).path for u in tab.preflights} == {"/sourceConfig/", *sent}
     tab.assert_clean(server)
