@@ -142,6 +142,7 @@ class Console:
             return self.api(path)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
+                exc.close()  # the unread answer holds the connection's socket
                 return None
             raise
 
@@ -306,6 +307,7 @@ def test_an_event_sent_with_analytics_python_arrives_in_the_live_debugger(consol
     )
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(refused, timeout=10)
+    answer.value.close()  # unread, it would keep the socket open until a garbage collection
     assert answer.value.code == 400
     rejected = stream.get_by_role("button").filter(has_text="Rejected: missing_event")
     expect(rejected.first).to_be_visible()

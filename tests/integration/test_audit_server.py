@@ -25,6 +25,7 @@ def profile_api(server: ServerProcess, token: str, path: str) -> int:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
+        exc.close()  # the unread answer holds the connection's socket
         return int(exc.code)
 
 

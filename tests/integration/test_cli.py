@@ -176,6 +176,7 @@ def test_apply_to_a_running_server_takes_effect_without_restart(server: ServerPr
             with urllib.request.urlopen(req, timeout=5) as resp:
                 return int(resp.status)
         except urllib.error.HTTPError as exc:
+            exc.close()  # the unread answer holds the connection's socket
             return exc.code
 
     assert eventually(post, lambda status: status == 200, timeout=10, every=0.2) == 200

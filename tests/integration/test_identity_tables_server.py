@@ -52,7 +52,8 @@ def send(server: ServerProcess, events: list[dict[str, Any]]) -> None:
 def sql(server: ServerProcess, text: str) -> list[list[Any]]:
     try:
         found = post(server, "/api/v1/sql", {"sql": text, "destination": "wh"}, f"Bearer {server.admin_token}")
-    except urllib.error.HTTPError:
+    except urllib.error.HTTPError as exc:
+        exc.close()  # the unread answer holds the connection's socket
         return []  # the tables are not there yet
     rows: list[list[Any]] = found["rows"]
     return rows
