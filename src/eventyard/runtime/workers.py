@@ -20,8 +20,6 @@ restarts the whole server), and workers die with their parent even after ``kill 
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -34,12 +32,12 @@ from collections.abc import Callable
 import msgspec
 import uvicorn
 
+from eventyard.child_process import die_with_parent
 from eventyard.quality import worker_metrics
 from eventyard.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 #: Exit codes of a worker that was asked to stop (uvicorn re-raises the signal after its shutdown).
 _STOPPED = (0, -signal.SIGTERM, -signal.SIGINT)
 
@@ -57,18 +55,9 @@ def uvicorn_config(settings: Settings, app: Callable[..., object]) -> uvicorn.Co
     )
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel for SIGTERM when the parent exits (Linux; elsewhere nothing)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent is already gone
-        os._exit(0)
-
-
 def _worker_main(fd: int, index: int, parent: int) -> None:
     """Worker ``index`` (1..N-1): the settings come as JSON on stdin, the socket as ``fd``."""
-    _die_with_parent(parent)
+    die_with_parent(parent, signal.SIGTERM)
     from eventyard.runtime.components import build
     from eventyard.runtime.roles import create_role_app
 

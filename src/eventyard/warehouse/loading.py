@@ -13,11 +13,16 @@ the database refuses, and reporting discarded values.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
 from eventyard.destinations.base import DeliveryEvent, DestinationContext, DiscardReport, Outcome
+from eventyard.warehouse.batch import Grouped
 from eventyard.warehouse.discards import Discard
-from eventyard.warehouse.naming import SourceSchemas
+from eventyard.warehouse.flatten import flatten_event
+from eventyard.warehouse.naming import Dialect, SourceSchemas
 
 #: ``load(indices)`` -> (events that cannot be loaded, with why; the error of the load or ``None``).
 LoadFn = Callable[[list[int]], tuple[dict[int, str], Outcome | None]]
@@ -102,3 +107,30 @@ def discard_reports(
             )
         )
     return out
+
+
+def flatten_batch(
+    events: Sequence[Mapping[str, Any]],
+    sources: Sequence[str],
+    schemas: dict[str, str],
+    loaded_at: datetime,
+    dialect: Dialect,
+    pause_every: int = 0,
+) -> tuple[Grouped, dict[int, Outcome]]:
+    """The events flattened and grouped by (schema, table), and those that cannot be loaded.
+
+    ``pause_every``: in a worker thread, hand the GIL to the event loop's thread every so many
+    events (it feeds the other loads in flight).
+    """
+    grouped = Grouped()
+    unsupported: dict[int, Outcome] = {}
+    for index, event in enumerate(events):
+        if pause_every and index % pause_every == pause_every - 1:
+            time.sleep(0)
+        try:
+            flat = flatten_event(event, loaded_at=loaded_at, dialect=dialect)
+        except (ValueError, TypeError) as exc:
+            unsupported[index] = Outcome.failed(f"unsupported_event: {exc}")
+            continue
+        grouped.add(index, schemas[sources[index]], flat)
+    return grouped, unsupported

@@ -9,8 +9,6 @@ a stray ``print`` cannot break the protocol.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gc
 import importlib
 import os
@@ -23,19 +21,11 @@ from typing import Any
 
 import msgspec
 
+from eventyard.child_process import die_with_parent
 from eventyard.warehouse.workers import EVENTS_MSGPACK, REPLY, REPLY_ERROR, REPLY_OK, REQUEST
 
-_PR_SET_PDEATHSIG = 1
 #: Batches between two runs of the cyclic garbage collector.
 COLLECT_EVERY = 8
-
-
-def _die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent is already gone
-        os._exit(0)
 
 
 def _read(stream: Any, size: int) -> bytes | None:
@@ -44,7 +34,7 @@ def _read(stream: Any, size: int) -> bytes | None:
 
 
 def main(parent: int) -> None:
-    _die_with_parent(parent)
+    die_with_parent(parent, signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C of the server's terminal: the server stops us
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

@@ -31,13 +31,14 @@ import contextlib
 import logging
 import os
 import pickle
-import signal
 import struct
 import subprocess
 import sys
 from typing import IO, Any
 
 import msgspec
+
+from eventyard.child_process import how_it_ended
 
 log = logging.getLogger(__name__)
 
@@ -135,16 +136,7 @@ class _Worker:
         if proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 code = proc.wait(1.0)
-        if code is None:
-            what = f"broke the protocol ({type(exc).__name__}: {exc})"
-        elif code < 0:
-            try:
-                what = f"was killed by {signal.Signals(-code).name}"
-            except ValueError:
-                what = f"was killed by signal {-code}"
-        else:
-            what = f"exited with code {code}"
-        return f"the process preparing the batch {what}"
+        return f"the process preparing the batch {how_it_ended(code, exc)}"
 
     def stop(self, grace: float) -> None:
         """End of its input, then SIGKILL if it has not exited within ``grace`` seconds; collected."""

@@ -37,10 +37,10 @@ from eventyard.destinations.duckdb import identity
 from eventyard.destinations.duckdb.settings import DuckDBSettings
 from eventyard.destinations.duckdb.store import DuckDBStore, Load
 from eventyard.errors import ConfigError, Unavailable
-from eventyard.warehouse import DUCKDB, Discard, QueryResult, SourceSchemas, TableDescription, flatten_event
+from eventyard.warehouse import DUCKDB, Discard, QueryResult, SourceSchemas, TableDescription
 from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
 from eventyard.warehouse.identity_tables import IdentityLoad
-from eventyard.warehouse.loading import Bisector, discard_reports, schemas_of
+from eventyard.warehouse.loading import Bisector, discard_reports, flatten_batch, schemas_of
 from eventyard.warehouse.workers import PrepareError, PrepareFailed, PreparePool
 
 log = logging.getLogger(__name__)
@@ -224,22 +224,6 @@ def _classify(exc: Exception) -> Outcome:
     return Outcome.failed(f"load_refused: the warehouse refused the load: {text}")
 
 
-def flatten_batch(
-    events: Sequence[Mapping[str, Any]], sources: Sequence[str], schemas: dict[str, str], loaded_at: datetime
-) -> tuple[Grouped, dict[int, Outcome]]:
-    """The events flattened and grouped by (schema, table), and those that cannot be loaded."""
-    grouped = Grouped()
-    unsupported: dict[int, Outcome] = {}
-    for i, event in enumerate(events):
-        try:
-            flat = flatten_event(event, loaded_at=loaded_at, dialect=DUCKDB)
-        except (ValueError, TypeError) as exc:
-            unsupported[i] = Outcome.failed(f"unsupported_event: {exc}")
-            continue
-        grouped.add(i, schemas[sources[i]], flat)
-    return grouped, unsupported
-
-
 def prepare_elsewhere(
     events: Sequence[Mapping[str, Any]],
     sources: Sequence[str],
@@ -249,7 +233,7 @@ def prepare_elsewhere(
 ) -> tuple[list[int], dict[int, Outcome], LoadPlan | None]:
     """In a worker process: the events flattened, those that cannot be loaded, and the plan
     against ``tables`` (``None`` when planning fails: planned again under the lock)."""
-    grouped, unsupported = flatten_batch(events, sources, schemas, loaded_at)
+    grouped, unsupported = flatten_batch(events, sources, schemas, loaded_at, DUCKDB)
     plan = None
     if grouped.events:
         with contextlib.suppress(Exception):
@@ -292,7 +276,7 @@ class _Loader:
         loaded_at: datetime,
     ) -> _Loader:
         """Flatten the batch and plan it against the tables as they are now."""
-        grouped, unsupported = flatten_batch(events, sources, schemas, loaded_at)
+        grouped, unsupported = flatten_batch(events, sources, schemas, loaded_at, DUCKDB)
         loader = cls(store, grouped, loaded_at, grouped.events)
         loader.unsupported = unsupported
         if grouped.events:
@@ -305,7 +289,7 @@ class _Loader:
     def grouped(self) -> Grouped:
         if self._grouped is None:
             assert self._source is not None
-            self._grouped, _ = flatten_batch(*self._source, self.loaded_at)
+            self._grouped, _ = flatten_batch(*self._source, self.loaded_at, DUCKDB)
         return self._grouped
 
     @property

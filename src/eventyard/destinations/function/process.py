@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from eventyard.child_process import how_it_ended
 from eventyard.destinations.function.protocol import (
     HEADER,
     OUTPUT_LIMIT,
@@ -152,14 +153,6 @@ class FunctionProcess:
             del self._stderr_tail[:-OUTPUT_LIMIT]
 
     def _death(self, code: int | None, exc: BaseException) -> str:
-        if code is None:
-            what = f"broke the protocol ({type(exc).__name__}: {exc})"
-        elif code < 0:
-            try:
-                what = f"was killed by {signal.Signals(-code).name}"
-            except ValueError:
-                what = f"was killed by signal {-code}"
-        else:
-            what = f"exited with code {code}"
+        what = how_it_ended(code, exc)
         tail = self._stderr_tail.decode("utf-8", "replace").strip()
         return f"the function's process {what}" + (f"; its last output:\n{tail}" if tail else "")

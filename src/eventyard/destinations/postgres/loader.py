@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,13 +42,16 @@ from eventyard.destinations.postgres.copy import copy_csv, copy_into, csv_of, ex
 from eventyard.destinations.postgres.pool import Pool
 from eventyard.destinations.postgres.settings import PostgresSettings
 from eventyard.destinations.postgres.types import sendable
-from eventyard.warehouse import DISCARDS_TABLE, POSTGRES, USERS, ColumnType, Discard, flatten_event
+from eventyard.warehouse import DISCARDS_TABLE, POSTGRES, USERS, ColumnType, Discard
 from eventyard.warehouse.batch import Grouped, LoadPlan, plan_load
 from eventyard.warehouse.columns import ARROW_TYPES, ColumnarPlan
-from eventyard.warehouse.loading import Bisector
+from eventyard.warehouse.loading import Bisector, flatten_batch
 from eventyard.warehouse.workers import PrepareError, PrepareFailed, PreparePool
 
 log = logging.getLogger(__name__)
+
+#: Events between two hand-overs of the GIL while a batch is flattened in a worker thread.
+PAUSE_EVERY = 128
 
 Key = tuple[str, str]
 Catalog = dict[str, dict[str, TableInfo]]
@@ -78,26 +80,8 @@ class Prepared:
     def grouped_of(self) -> Grouped:
         if self.grouped is None:
             assert self.source is not None
-            self.grouped, _ = flatten_batch(*self.source)
+            self.grouped, _ = flatten_batch(*self.source, POSTGRES, PAUSE_EVERY)
         return self.grouped
-
-
-def flatten_batch(
-    events: Sequence[Mapping[str, Any]], sources: Sequence[str], schemas: dict[str, str], now: datetime
-) -> tuple[Grouped, dict[int, Outcome]]:
-    """The events flattened and grouped by (schema, table), and those that cannot be loaded."""
-    grouped = Grouped()
-    unsupported: dict[int, Outcome] = {}
-    for index, event in enumerate(events):
-        if index % 128 == 127:
-            time.sleep(0)  # in a thread: let the event loop's thread have the GIL (it feeds the other load)
-        try:
-            flat = flatten_event(event, loaded_at=now, dialect=POSTGRES)
-        except (ValueError, TypeError) as exc:
-            unsupported[index] = Outcome.failed(f"unsupported_event: {exc}")
-            continue
-        grouped.add(index, schemas[sources[index]], flat)
-    return grouped, unsupported
 
 
 def prepare(
@@ -105,7 +89,7 @@ def prepare(
 ) -> Prepared:
     """Flatten, plan against the catalog ``known`` and encode the rows (in a worker thread)."""
     out = Prepared(source=(events, sources, schemas, now))
-    grouped, out.unsupported = flatten_batch(events, sources, schemas, now)
+    grouped, out.unsupported = flatten_batch(events, sources, schemas, now, POSTGRES, PAUSE_EVERY)
     out.grouped, out.events = grouped, grouped.events
     if grouped.events:
         out.seen = {schema: dict(tables) for schema, tables in known.items()}
